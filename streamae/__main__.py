@@ -1,0 +1,5 @@
+import sys
+
+from streamae.cli import main
+
+sys.exit(main())

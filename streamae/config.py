@@ -1,0 +1,204 @@
+"""One frozen settings object, read from the environment in one place.
+
+Precedence for every setting: an explicit argument > the ``STREAMAE_<NAME>``
+environment variable > the default below. Secrets are held in ``Secret`` so
+they never show in a repr, a log line or a traceback.
+
+>>> Settings.load(window_size=32).window_size
+32
+"""
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, get_type_hints
+
+from streamae.exceptions import ConfigError
+
+ENV_PREFIX = "STREAMAE_"
+
+
+class Secret:
+    """A string that does not print itself."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything streamae can be configured with. See the README's table."""
+
+    # Kafka connection
+    bootstrap_servers: str = "127.0.0.1:9092"
+    client_id: str = "streamae"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = ""
+    sasl_username: str = ""
+    sasl_password: Secret = Secret("")
+    ssl_cafile: str = ""
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+    ssl_password: Secret = Secret("")
+    # Topics
+    readings_topic: str = "readings"
+    scores_topic: str = "scores"
+    alerts_topic: str = "alerts"
+    dead_letter_topic: str = "dead-letter"
+    state_topic: str = "state"
+    # Monitor
+    group_id: str = "streamae-monitor"
+    delivery: str = "at-least-once"
+    max_batch_wait_ms: int = 100
+    max_poll_records: int = 5000
+    metrics_port: int = 9108
+    summary_interval_s: float = 5.0
+    max_sensors: int = 100_000
+    idle_sensor_timeout_s: float = 3600.0
+    broker_give_up_s: float = 300.0
+    # Windowing
+    window_size: int = 64
+    stride: int = 1
+    reorder_tolerance_ms: int = 0
+    max_gap_ms: int = 0
+    # Model
+    model_path: str = ""
+    model_map: str = ""
+    device: str = "auto"
+    # Threshold
+    threshold_policy: str = "robust"
+    threshold_window: int = 2000
+    threshold_k: float = 8.0
+    threshold_quantile: float = 0.999
+    # Alerts
+    alert_open_after: int = 3
+    alert_close_after: int = 10
+    # Dashboard
+    dashboard_address: str = "127.0.0.1"
+    dashboard_port: int = 8501
+    dashboard_lookback_s: float = 3600.0
+    dashboard_buffer: int = 200_000
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Build settings: ``overrides`` (None means "not given") > env > defaults."""
+        env = os.environ if env is None else env
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            name = field.name
+            given = overrides.pop(name, None)
+            if given is not None:
+                values[name] = _coerce(name, hints[name], given, f"argument {name}")
+                continue
+            var = ENV_PREFIX + name.upper()
+            if var in env:
+                values[name] = _coerce(name, hints[name], env[var], f"environment variable {var}")
+        if overrides:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(overrides))}")
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with some settings changed (validated like ``load``)."""
+        hints = get_type_hints(type(self))
+        coerced = {k: _coerce(k, hints[k], v, f"argument {k}") for k, v in changes.items()}
+        return dataclasses.replace(self, **coerced)
+
+    @staticmethod
+    def env_var(name: str) -> str:
+        return ENV_PREFIX + name.upper()
+
+
+def _coerce(name: str, kind: Any, raw: Any, origin: str) -> Any:
+    if isinstance(raw, kind):
+        return raw
+    text = str(raw).strip()
+    try:
+        if kind is bool:
+            if text.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if text.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(text)
+        if kind is Secret:
+            return Secret(str(raw))
+        return kind(text)
+    except ValueError:
+        raise ConfigError(
+            f"{origin}: {text!r} is not a valid {kind.__name__} for setting {name!r}"
+        ) from None
+
+
+_CHOICES = {
+    "security_protocol": {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"},
+    "sasl_mechanism": {"", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"},
+    "delivery": {"at-least-once", "exactly-once"},
+    "device": {"auto", "cpu", "cuda"},
+    "threshold_policy": {"robust", "quantile"},
+}
+_POSITIVE = {
+    "max_batch_wait_ms",
+    "max_poll_records",
+    "window_size",
+    "stride",
+    "threshold_window",
+    "threshold_k",
+    "alert_open_after",
+    "alert_close_after",
+    "max_sensors",
+    "dashboard_buffer",
+    "summary_interval_s",
+    "idle_sensor_timeout_s",
+    "broker_give_up_s",
+}
+_NON_NEGATIVE = {"reorder_tolerance_ms", "max_gap_ms", "metrics_port", "dashboard_lookback_s"}
+
+
+def _validate(settings: Settings) -> None:
+    for name, allowed in _CHOICES.items():
+        value = getattr(settings, name)
+        if value not in allowed:
+            choices = ", ".join(repr(a) for a in sorted(allowed))
+            raise ConfigError(f"setting {name!r} is {value!r}; choose one of {choices}")
+    for name in _POSITIVE:
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"setting {name!r} must be > 0, got {getattr(settings, name)!r}")
+    for name in _NON_NEGATIVE:
+        if getattr(settings, name) < 0:
+            raise ConfigError(f"setting {name!r} must be >= 0, got {getattr(settings, name)!r}")
+    if not 0.0 < settings.threshold_quantile < 1.0:
+        raise ConfigError(
+            f"setting 'threshold_quantile' must be in (0, 1), got {settings.threshold_quantile!r}"
+        )
+    if not 0 < settings.dashboard_port < 65536:
+        raise ConfigError(
+            f"setting 'dashboard_port' must be a TCP port, got {settings.dashboard_port}"
+        )
+    if settings.stride > settings.window_size:
+        raise ConfigError(
+            f"setting 'stride' ({settings.stride}) must not exceed 'window_size' "
+            f"({settings.window_size})"
+        )

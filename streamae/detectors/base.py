@@ -1,0 +1,34 @@
+"""The detector contract: a trained model that scores windows.
+
+A detector turns a batch of raw (unscaled) windows ``[B, W, C]`` into a score
+per window (higher = more anomalous) and the per-channel part of that score.
+Scoring never changes state. Detectors are made by training (``streamae.training``)
+or by loading an artifact (``streamae.artifact``), never learn while scoring.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+
+class Detector(ABC):
+    """Scores windows of ``window_size`` readings over ``channels``."""
+
+    #: Readings per window.
+    window_size: int
+    #: Channel names, in the order of the windows' last axis.
+    channels: tuple[str, ...]
+    #: Identifies the trained model (the artifact's content hash).
+    version: str
+    #: Window scores on held-back normal data: the threshold's warm start.
+    normal_scores: np.ndarray
+
+    @abstractmethod
+    def score(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Score ``windows`` (float ``[B, W, C]``, raw units).
+
+        Returns ``(scores [B], channel_errors [B, C])`` as float64, where
+        ``scores == channel_errors.mean(axis=1)``.
+        """

@@ -1,0 +1,154 @@
+"""Sensor data files (CSV or Parquet) → per-sensor series.
+
+The column rules shared by ``replay``, ``train`` and ``detect``:
+
+- the first column is the timestamp (ISO-8601 / ``YYYY-MM-DD hh:mm:ss`` or epoch ms);
+- ``anomaly`` and ``label`` are ground-truth labels, ``changepoint`` is ignored —
+  none of them is ever an input channel;
+- a ``sensor_id`` column, when present, names each row's sensor (one file may hold
+  many sensors); otherwise the sensor is named after the file (or ``sensor_id=``);
+- every other numeric column is a channel; ``columns=`` picks a subset in order;
+- the CSV separator (``,`` or ``;``) is detected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from streamae.exceptions import InputError
+
+LABEL_COLUMNS = ("anomaly", "label")
+IGNORED_COLUMNS = ("changepoint",)
+SENSOR_COLUMN = "sensor_id"
+SUFFIXES = (".csv", ".parquet")
+
+
+@dataclass(frozen=True, eq=False)
+class SensorSeries:
+    """The rows of one sensor, in time order."""
+
+    sensor_id: str
+    ts_ms: np.ndarray  # int64 [N]
+    values: np.ndarray  # float64 [N, C]
+    channels: tuple[str, ...]
+    labels: np.ndarray | None  # int8 [N], or None when the file has no label column
+    source: Path
+
+    def __len__(self) -> int:
+        return len(self.ts_ms)
+
+    def slice(self, start: int, stop: int | None = None) -> SensorSeries:
+        labels = None if self.labels is None else self.labels[start:stop]
+        return SensorSeries(
+            self.sensor_id,
+            self.ts_ms[start:stop],
+            self.values[start:stop],
+            self.channels,
+            labels,
+            self.source,
+        )
+
+
+def table_files(path: str | Path) -> list[Path]:
+    """The data files at ``path``: the file itself, or every CSV/Parquet below a folder."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
+        if not files:
+            raise InputError(f"{path}: no .csv or .parquet files in this folder")
+        return files
+    raise InputError(f"{path}: no such file or folder")
+
+
+def read_frame(path: Path) -> pd.DataFrame:
+    """Read a CSV (``,`` or ``;``) or Parquet file into a DataFrame, with clear errors."""
+    try:
+        if path.suffix.lower() == ".parquet":
+            return pd.read_parquet(path)
+        with path.open("r", encoding="utf-8", errors="strict") as handle:
+            header = handle.readline()
+        sep = ";" if header.count(";") > header.count(",") else ","
+        return pd.read_csv(path, sep=sep)
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})"
+        ) from None
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise InputError(f"{path}: cannot be read as a table: {exc}") from None
+    except ImportError as exc:
+        raise InputError(f"{path}: reading Parquet needs pyarrow ({exc})") from None
+
+
+def read_series(
+    path: str | Path, columns: list[str] | None = None, sensor_id: str | None = None
+) -> list[SensorSeries]:
+    """The per-sensor series in one data file, sorted by time within each sensor."""
+    path = Path(path)
+    frame = read_frame(path)
+    if frame.shape[1] < 2 or frame.empty:
+        raise InputError(f"{path}: needs a timestamp column, at least one value column and rows")
+    ts_col = frame.columns[0]
+    ts_ms = _timestamps(frame[ts_col], path, ts_col)
+    lower = {str(c).lower(): c for c in frame.columns}
+    label_col = next((lower[name] for name in LABEL_COLUMNS if name in lower), None)
+    non_inputs = {ts_col, label_col, SENSOR_COLUMN, *(lower.get(n) for n in IGNORED_COLUMNS)}
+    candidates = [c for c in frame.columns if c not in non_inputs]
+    if columns:
+        unknown = [c for c in columns if c not in candidates]
+        if unknown:
+            raise InputError(
+                f"{path}: unknown column(s) {', '.join(map(repr, unknown))}; "
+                f"value columns here are {', '.join(map(repr, map(str, candidates)))}"
+            )
+        channels = list(columns)
+    else:
+        channels = [c for c in candidates if pd.api.types.is_numeric_dtype(frame[c])]
+        if not channels:
+            raise InputError(f"{path}: no numeric value column besides the timestamp and labels")
+    try:
+        values = frame[channels].to_numpy(dtype=np.float64)
+    except ValueError as exc:
+        raise InputError(f"{path}: value columns must be numeric ({exc})") from None
+    labels = None
+    if label_col is not None:
+        labels = frame[label_col].fillna(0).to_numpy().astype(np.int8)
+    if SENSOR_COLUMN in frame.columns:
+        sensor_ids = frame[SENSOR_COLUMN].astype(str).to_numpy()
+    else:
+        sensor_ids = np.full(len(frame), sensor_id or path.stem, dtype=object)
+    out = []
+    for sid in pd.unique(sensor_ids):
+        rows = np.flatnonzero(sensor_ids == sid)
+        rows = rows[np.argsort(ts_ms[rows], kind="stable")]
+        out.append(
+            SensorSeries(
+                str(sid),
+                ts_ms[rows],
+                values[rows],
+                tuple(map(str, channels)),
+                None if labels is None else labels[rows],
+                path,
+            )
+        )
+    return out
+
+
+def _timestamps(column: pd.Series, path: Path, name: object) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(column):
+        return column.to_numpy(dtype=np.int64)
+    try:
+        parsed = pd.to_datetime(column, utc=True, format="mixed")
+    except (ValueError, TypeError) as exc:
+        raise InputError(
+            f"{path}: first column {name!r} must be timestamps (ISO-8601 or epoch ms): {exc}"
+        ) from None
+    if parsed.isna().any():
+        row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
+        raise InputError(f"{path}: row {row + 2}: empty or unreadable timestamp in {name!r}")
+    return parsed.dt.as_unit("ms").astype("int64").to_numpy()

@@ -1,0 +1,32 @@
+"""The threshold contract: one rolling threshold per sensor.
+
+A threshold says how high a score must be to count as anomalous for one
+sensor. It starts from the model's scores on held-back normal data (warm
+start, so there is no blind warm-up) and follows the sensor's recent scores
+— but only those it did not flag, so an anomaly cannot raise its own bar
+(River's ``AnomalyFilter`` rule).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+
+class Threshold(ABC):
+    """A rolling per-sensor threshold."""
+
+    @abstractmethod
+    def value(self) -> float:
+        """The current threshold."""
+
+    @abstractmethod
+    def learn(self, score: float) -> None:
+        """Take a score the threshold did not flag into the rolling statistics."""
+
+    @abstractmethod
+    def state(self) -> dict:
+        """JSON-able state, for checkpoints."""
+
+    @abstractmethod
+    def restore(self, state: dict) -> None:
+        """Load what ``state`` returned."""
