@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+
+from streamae.exceptions import InputError
+from streamae.tables import read_series, table_files
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_label_columns_are_labels_not_channels(tmp_path):
+    path = write(
+        tmp_path / "rig.csv",
+        "datetime;a;b;anomaly;changepoint\n"
+        "2020-03-09 10:14:33;1.0;2.0;0;0\n"
+        "2020-03-09 10:14:34;1.5;2.5;1;1\n",
+    )
+    [series] = read_series(path)
+    assert series.sensor_id == "rig"
+    assert series.channels == ("a", "b")
+    np.testing.assert_array_equal(series.values, [[1.0, 2.0], [1.5, 2.5]])
+    np.testing.assert_array_equal(series.labels, [0, 1])
+    assert series.ts_ms[1] - series.ts_ms[0] == 1000
+    assert series.ts_ms[0] == 1583748873000
+
+
+def test_sensor_id_column_splits_rows_and_sorts_by_time(tmp_path):
+    path = write(
+        tmp_path / "many.csv",
+        "timestamp,sensor_id,x,label\n3000,s2,30,0\n1000,s1,10,0\n2000,s2,20,1\n2000,s1,11,0\n",
+    )
+    by_id = {s.sensor_id: s for s in read_series(path)}
+    assert sorted(by_id) == ["s1", "s2"]
+    np.testing.assert_array_equal(by_id["s2"].ts_ms, [2000, 3000])
+    np.testing.assert_array_equal(by_id["s2"].values[:, 0], [20, 30])
+    np.testing.assert_array_equal(by_id["s2"].labels, [1, 0])
+
+
+def test_columns_pick_channels_in_order_and_unknown_is_refused(tmp_path):
+    path = write(tmp_path / "f.csv", "timestamp,a,b\n1,1,2\n2,3,4\n")
+    [series] = read_series(path, columns=["b", "a"])
+    assert series.channels == ("b", "a")
+    with pytest.raises(InputError, match="unknown column.*'c'"):
+        read_series(path, columns=["c"])
+
+
+def test_parquet_is_read_like_csv(tmp_path):
+    import pandas as pd
+
+    frame = pd.DataFrame({"timestamp": [1, 2], "v": [0.5, 0.25], "anomaly": [0, 1]})
+    frame.to_parquet(tmp_path / "f.parquet")
+    [series] = read_series(tmp_path / "f.parquet")
+    assert series.channels == ("v",)
+    np.testing.assert_array_equal(series.labels, [0, 1])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("timestamp\n1\n", "needs a timestamp column"),
+        ("timestamp,name\n1,abc\n", "no numeric value column"),
+        ("timestamp,v\nnot-a-date,1\n", "must be timestamps"),
+    ],
+)
+def test_malformed_files_give_clear_errors(tmp_path, text, message):
+    path = write(tmp_path / "bad.csv", text)
+    with pytest.raises(InputError, match=message):
+        read_series(path)
+
+
+def test_binary_file_is_refused(tmp_path):
+    path = tmp_path / "bin.csv"
+    path.write_bytes(b"\xff\xfe\x00\x01garbage")
+    with pytest.raises(InputError, match="UTF-8"):
+        read_series(path)
+
+
+def test_table_files_lists_folders_and_refuses_missing(tmp_path):
+    (tmp_path / "sub").mkdir()
+    write(tmp_path / "sub" / "b.csv", "t,v\n1,1\n")
+    write(tmp_path / "a.csv", "t,v\n1,1\n")
+    write(tmp_path / "notes.txt", "x")
+    assert [p.name for p in table_files(tmp_path)] == ["a.csv", "b.csv"]
+    with pytest.raises(InputError, match="no such file"):
+        table_files(tmp_path / "missing")
+
+
+def test_reads_shared_nab_and_skab_files(shared_data):
+    [nab] = read_series(shared_data / "NAB/data/realKnownCause/nyc_taxi.csv")
+    assert nab.channels == ("value",) and nab.labels is None and len(nab) > 10_000
+    [skab] = read_series(shared_data / "SKAB/data/valve1/0.csv")
+    assert len(skab.channels) == 8 and skab.labels is not None and skab.labels.any()
