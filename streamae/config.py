@@ -60,6 +60,8 @@ class Settings:
     ssl_certfile: str = ""
     ssl_keyfile: str = ""
     ssl_password: Secret = Secret("")
+    # Local broker (`streamae broker`): where the Kafka jars are cached; "" = ~/.cache/streamae
+    kafka_cache: str = ""
     # Topics
     readings_topic: str = "readings"
     scores_topic: str = "scores"
