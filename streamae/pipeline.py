@@ -1,0 +1,312 @@
+"""The detection core: readings → windows → detector → threshold → alerts.
+
+The same ``Pipeline`` runs offline (``streamae detect``), live (the Kafka
+monitor) and in tests; Kafka never enters it. ``process`` takes a batch of
+readings and, per step:
+
+1. windows — each reading goes into its sensor's sliding window;
+2. detector — every window that became ready in the batch is scored in ONE
+   ``detector.score`` call per detector;
+3. threshold — in input order, each window's score is compared with its
+   sensor's rolling threshold, which then learns the score unless it was
+   flagged or an alert is open;
+4. alerts — the sensor's tracker opens/closes alerts.
+
+A window's threshold depends only on the earlier windows of its sensor, so a
+batch gives exactly the same scores and alerts as the same readings one at a time.
+
+>>> import numpy as np
+>>> from streamae.detectors.zscore import ZScoreDetector
+>>> detector = ZScoreDetector(("value",), 4, [0.0], [1.0], np.linspace(0.5, 1.5, 50))
+>>> pipeline = Pipeline(Settings(window_size=4, alert_open_after=1), detector)
+>>> out = pipeline.process([Reading("s", ts, {"value": 0.0}) for ts in range(4)])
+>>> [(s.ts, s.score, s.is_anomaly) for s in out.scores]
+[(3, 0.0, False)]
+>>> out = pipeline.process([Reading("s", 4, {"value": 40.0})])
+>>> out.alerts[0].state, out.alerts[0].opened_at
+('open', 4)
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from streamae.alerts import AlertTracker
+from streamae.config import Settings
+from streamae.detectors.base import Detector
+from streamae.exceptions import ConfigError, ModelError
+from streamae.messages import Alert, Reading, Score
+from streamae.thresholds import make_threshold
+from streamae.thresholds.base import Threshold
+from streamae.thresholds.rolling import MIN_SCORES
+from streamae.windows import Pushed, ReadyWindow, SensorWindow
+
+log = logging.getLogger(__name__)
+
+#: Format version of ``Pipeline.snapshot``.
+STATE_VERSION = 1
+
+
+@dataclass
+class Output:
+    """What one ``process`` (or ``flush``) call produced."""
+
+    scores: list[Score] = field(default_factory=list)
+    """One per window scored, in input order."""
+    alerts: list[Alert] = field(default_factory=list)
+    """Alert open/close events, in order."""
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+    """``(index into the input batch, reason)`` of readings that could not be used."""
+
+
+class DetectorRegistry:
+    """Which detector scores which sensor: ``fnmatch`` patterns on sensor_id, first match wins."""
+
+    def __init__(self, default: Detector, routes: Sequence[tuple[str, Detector]] = ()) -> None:
+        self.default = default
+        self.routes = tuple(routes)
+        for detector in self.detectors():
+            if len(np.asarray(detector.normal_scores)) < MIN_SCORES:
+                raise ModelError(
+                    f"model {detector.version} has {len(detector.normal_scores)} normal scores; "
+                    f"the threshold needs at least {MIN_SCORES} to start from: retrain it on "
+                    "more normal data"
+                )
+
+    def for_sensor(self, sensor_id: str) -> Detector:
+        for pattern, detector in self.routes:
+            if fnmatch.fnmatchcase(sensor_id, pattern):
+                return detector
+        return self.default
+
+    def detectors(self) -> list[Detector]:
+        """Every distinct detector, default first."""
+        unique: dict[int, Detector] = {id(self.default): self.default}
+        for _, detector in self.routes:
+            unique.setdefault(id(detector), detector)
+        return list(unique.values())
+
+
+class _Sensor:
+    """Everything the pipeline keeps for one sensor."""
+
+    __slots__ = ("sensor_id", "detector", "window", "threshold", "alerts")
+
+    def __init__(self, sensor_id: str, detector: Detector, settings: Settings) -> None:
+        self.sensor_id = sensor_id
+        self.detector = detector
+        self.window = SensorWindow(
+            detector.window_size,
+            len(detector.channels),
+            settings.stride,
+            settings.reorder_tolerance_ms,
+            settings.max_gap_ms,
+        )
+        self.threshold: Threshold = make_threshold(settings, detector.normal_scores)
+        self.alerts = AlertTracker(
+            sensor_id,
+            detector.channels,
+            detector.version,
+            settings.alert_open_after,
+            settings.alert_close_after,
+        )
+
+
+class Pipeline:
+    """Per-sensor windows, thresholds and alerts around one or more detectors."""
+
+    def __init__(self, settings: Settings, detectors: DetectorRegistry | Detector) -> None:
+        self.settings = settings
+        self.registry = (
+            detectors if isinstance(detectors, DetectorRegistry) else DetectorRegistry(detectors)
+        )
+        for detector in self.registry.detectors():
+            if settings.stride > detector.window_size:
+                raise ConfigError(
+                    f"stride {settings.stride} exceeds the window size {detector.window_size} "
+                    f"of model {detector.version}; use a stride <= {detector.window_size}"
+                )
+        self._sensors: dict[str, _Sensor] = {}
+        #: Running totals: "readings", "windows", "duplicate", "late", "rejected".
+        self.counts: Counter[str] = Counter()
+
+    def process(self, readings: Sequence[Reading]) -> Output:
+        """Push ``readings`` through the windows and score every window that became ready."""
+        out = Output()
+        ready: list[ReadyWindow] = []
+        owners: list[_Sensor] = []
+        self._push(readings, ready, owners, out.rejected)
+        self._score(ready, owners, out)
+        return out
+
+    def prime(self, readings: Sequence[Reading]) -> list[tuple[int, str]]:
+        """Fill the windows with ``readings`` (e.g. the end of the training data) without scoring.
+
+        Returns the rejected readings like ``Output.rejected``.
+        """
+        ready: list[ReadyWindow] = []
+        owners: list[_Sensor] = []
+        rejected: list[tuple[int, str]] = []
+        self._push(readings, ready, owners, rejected)
+        for sensor in dict.fromkeys(owners):
+            sensor.window.flush(ready)
+        return rejected
+
+    def flush(self) -> Output:
+        """Release and score every reading held back for reordering."""
+        out = Output()
+        ready: list[ReadyWindow] = []
+        owners: list[_Sensor] = []
+        for sensor in self._sensors.values():
+            before = len(ready)
+            sensor.window.flush(ready)
+            owners.extend([sensor] * (len(ready) - before))
+        self._score(ready, owners, out)
+        return out
+
+    def forget(self, sensor_ids: Iterable[str]) -> None:
+        """Drop the state of these sensors (e.g. their partitions were revoked)."""
+        for sensor_id in sensor_ids:
+            self._sensors.pop(sensor_id, None)
+
+    def sensors(self) -> list[str]:
+        """The sensors with state, in the order they were first seen."""
+        return list(self._sensors)
+
+    def snapshot(self, sensor_id: str) -> dict[str, Any]:
+        """JSON-able state of one sensor: window buffer, threshold and alert state."""
+        sensor = self._sensors[sensor_id]
+        return {
+            "version": STATE_VERSION,
+            "model_version": sensor.detector.version,
+            "channels": list(sensor.detector.channels),
+            "window": sensor.window.state(),
+            "threshold": sensor.threshold.state(),
+            "alerts": sensor.alerts.state(),
+        }
+
+    def restore(self, sensor_id: str, state: dict[str, Any]) -> None:
+        """Load a ``snapshot``. The window is kept if the channels still match; the
+        threshold and alert state only if the model is the same one."""
+        sensor = _Sensor(sensor_id, self.registry.for_sensor(sensor_id), self.settings)
+        self._sensors[sensor_id] = sensor
+        if state.get("version") != STATE_VERSION:
+            log.warning(
+                "sensor %s: state format %s unknown; starting fresh",
+                sensor_id,
+                state.get("version"),
+            )
+            return
+        if tuple(state["channels"]) != sensor.detector.channels:
+            log.warning("sensor %s: saved state has other channels; starting fresh", sensor_id)
+            return
+        sensor.window.restore(state["window"])
+        if state["model_version"] != sensor.detector.version:
+            log.info(
+                "sensor %s: model changed (%s → %s); threshold and alerts start fresh",
+                sensor_id,
+                state["model_version"],
+                sensor.detector.version,
+            )
+            return
+        sensor.threshold.restore(state["threshold"])
+        sensor.alerts.restore(state["alerts"])
+
+    def _push(
+        self,
+        readings: Sequence[Reading],
+        ready: list[ReadyWindow],
+        owners: list[_Sensor],
+        rejected: list[tuple[int, str]],
+    ) -> None:
+        sensors = self._sensors
+        counts = self.counts
+        counts["readings"] += len(readings)
+        for index, reading in enumerate(readings):
+            sensor = sensors.get(reading.sensor_id)
+            detector = sensor.detector if sensor else self.registry.for_sensor(reading.sensor_id)
+            row = _row(reading.values, detector.channels)
+            if row is None:
+                rejected.append((index, _mismatch(reading.values, detector.channels)))
+                counts["rejected"] += 1
+                continue
+            if sensor is None:
+                sensor = sensors[reading.sensor_id] = _Sensor(
+                    reading.sensor_id, detector, self.settings
+                )
+            before = len(ready)
+            pushed = sensor.window.push(reading.ts_ms, row, reading.label, ready)
+            if pushed is not Pushed.ACCEPTED:
+                counts[pushed.name.lower()] += 1
+            if len(ready) > before:
+                owners.extend([sensor] * (len(ready) - before))
+
+    def _score(self, ready: list[ReadyWindow], owners: list[_Sensor], out: Output) -> None:
+        if not ready:
+            return
+        self.counts["windows"] += len(ready)
+        scores = np.empty(len(ready))
+        errors: list[np.ndarray] = [np.empty(0)] * len(ready)
+        groups: dict[int, list[int]] = {}
+        for position, sensor in enumerate(owners):
+            groups.setdefault(id(sensor.detector), []).append(position)
+        for positions in groups.values():
+            detector = owners[positions[0]].detector
+            batch = np.stack([ready[p][2] for p in positions])
+            batch_scores, batch_errors = detector.score(batch)
+            if len(batch_scores) != len(positions) or len(batch_errors) != len(positions):
+                raise ModelError(
+                    f"model {detector.version} returned {len(batch_scores)} scores for "
+                    f"{len(positions)} windows"
+                )
+            scores[positions] = batch_scores
+            for p, channel_errors in zip(positions, batch_errors, strict=True):
+                errors[p] = channel_errors
+        for position, (ts_ms, label, window) in enumerate(ready):
+            sensor = owners[position]
+            channels = sensor.detector.channels
+            score = float(scores[position])
+            threshold = sensor.threshold.value()
+            out.alerts.extend(sensor.alerts.update(ts_ms, score, threshold, errors[position]))
+            is_anomaly = sensor.alerts.is_open
+            # The threshold never learns from what it flags, nor during an alert,
+            # so a long anomaly cannot raise its own bar and stays flagged.
+            if score <= threshold and not is_anomaly:
+                sensor.threshold.learn(score)
+            out.scores.append(
+                Score(
+                    sensor_id=sensor.sensor_id,
+                    ts=ts_ms,
+                    values=dict(zip(channels, window[-1].tolist(), strict=True)),
+                    score=score,
+                    threshold=threshold,
+                    is_anomaly=is_anomaly,
+                    channel_errors=dict(zip(channels, errors[position].tolist(), strict=True)),
+                    model_version=sensor.detector.version,
+                    label=label,
+                )
+            )
+
+
+def _row(values: dict[str, float], channels: tuple[str, ...]) -> np.ndarray | None:
+    """The reading's values in model channel order, or None if the channel sets differ."""
+    if len(values) != len(channels):
+        return None
+    try:
+        return np.array([values[c] for c in channels], dtype=np.float64)
+    except KeyError:
+        return None
+
+
+def _mismatch(values: dict[str, float], channels: tuple[str, ...]) -> str:
+    def braces(names: Iterable[str]) -> str:
+        return "{" + ", ".join(sorted(names)) + "}"
+
+    return f"channels {braces(values)} do not match the model's {braces(channels)}"

@@ -1,0 +1,34 @@
+"""Rolling quantile of the last unflagged scores, times a margin.
+
+>>> t = QuantileThreshold(window=100, q=0.5, margin=2.0, normal_scores=range(11), refresh_every=1)
+>>> t.value()  # median 5, doubled
+10.0
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from streamae.thresholds.rolling import REFRESH_EVERY, RollingThreshold
+
+
+class QuantileThreshold(RollingThreshold):
+    """``margin · quantile(q)`` of the last ``window`` unflagged scores (linear interpolation)."""
+
+    def __init__(
+        self,
+        window: int = 2000,
+        q: float = 0.999,
+        margin: float = 1.0,
+        normal_scores: ArrayLike | None = None,
+        refresh_every: int = REFRESH_EVERY,
+    ) -> None:
+        if not 0.0 < q < 1.0 or margin <= 0:
+            raise ValueError(f"need 0 < q < 1 and margin > 0, got q={q}, margin={margin}")
+        self.q = float(q)
+        self.margin = float(margin)
+        super().__init__(window, normal_scores, refresh_every)
+
+    def _compute(self, scores: np.ndarray) -> float:
+        return self.margin * float(np.quantile(scores, self.q))

@@ -1,0 +1,40 @@
+"""Rolling median + k·MAD: robust to the occasional outlier among normal scores.
+
+>>> t = RobustThreshold(window=100, k=3.0, normal_scores=[1.0, 2.0, 3.0] * 10, refresh_every=1)
+>>> round(t.value(), 4)  # median 2, MAD 1 → 2 + 3 · 1.4826
+6.4478
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from streamae.thresholds.rolling import REFRESH_EVERY, RollingThreshold
+
+#: Scales the MAD to the standard deviation of a normal distribution.
+MAD_TO_STD = 1.4826
+# Floors on the spread, so constant scores (MAD 0) do not give a threshold
+# equal to the median that the tiniest wobble crosses.
+MIN_SCALE_RELATIVE = 0.01
+MIN_SCALE_ABSOLUTE = 1e-12
+
+
+class RobustThreshold(RollingThreshold):
+    """``median + k · max(1.4826 · MAD, 1% of |median|)`` of the last ``window`` unflagged scores."""
+
+    def __init__(
+        self,
+        window: int = 2000,
+        k: float = 8.0,
+        normal_scores: ArrayLike | None = None,
+        refresh_every: int = REFRESH_EVERY,
+    ) -> None:
+        self.k = float(k)
+        super().__init__(window, normal_scores, refresh_every)
+
+    def _compute(self, scores: np.ndarray) -> float:
+        median = float(np.median(scores))
+        mad = float(np.median(np.abs(scores - median)))
+        scale = max(MAD_TO_STD * mad, MIN_SCALE_RELATIVE * abs(median), MIN_SCALE_ABSOLUTE)
+        return median + self.k * scale

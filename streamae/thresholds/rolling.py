@@ -1,0 +1,103 @@
+"""The rolling buffer both threshold policies share.
+
+Scores go into a fixed-size ring buffer (warm-started from the detector's
+``normal_scores``); a subclass turns the buffer into a threshold with
+``_compute``. The threshold is recomputed every ``refresh_every`` learned scores
+rather than on every ``value()``: cheap, and — because the counter is part of the
+state — exactly the same whether the scores arrive one by one, in batches, or
+across a checkpoint restore.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from abc import abstractmethod
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from streamae.thresholds.base import Threshold
+
+#: Learned scores between two recomputations of the threshold.
+REFRESH_EVERY = 10
+#: Below this many scores the threshold is still warming up and flags nothing.
+MIN_SCORES = 10
+
+
+class RollingThreshold(Threshold):
+    """A threshold computed from the last ``window`` learned scores."""
+
+    def __init__(
+        self,
+        window: int,
+        normal_scores: ArrayLike | None = None,
+        refresh_every: int = REFRESH_EVERY,
+    ) -> None:
+        if window <= 0 or refresh_every <= 0:
+            raise ValueError(f"window and refresh_every must be > 0, got {window}, {refresh_every}")
+        self.window = window
+        self.refresh_every = refresh_every
+        warm = np.ravel(np.asarray([] if normal_scores is None else normal_scores, np.float64))
+        warm = _spread(warm, window)
+        self._buf = np.zeros(window, dtype=np.float64)
+        self._buf[: len(warm)] = warm
+        self._count = len(warm)
+        self._pos = len(warm) % window  # where the next score goes
+        self._since = 0  # scores learned since the last recomputation
+        self._value = self._refresh()
+
+    def value(self) -> float:
+        return self._value
+
+    def learn(self, score: float) -> None:
+        self._buf[self._pos] = score
+        self._pos = (self._pos + 1) % self.window
+        if self._count < self.window:
+            self._count += 1
+        self._since += 1
+        if self._since >= self.refresh_every:
+            self._value = self._refresh()
+            self._since = 0
+
+    def scores(self) -> np.ndarray:
+        """The buffered scores, oldest first."""
+        if self._count < self.window:
+            return self._buf[: self._count].copy()
+        return np.concatenate((self._buf[self._pos :], self._buf[: self._pos]))
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "kind": type(self).__name__,
+            "scores": base64.b64encode(self.scores().astype("<f8").tobytes()).decode("ascii"),
+            "since": self._since,
+            "value": self._value,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        if state.get("kind") != type(self).__name__:
+            raise ValueError(f"threshold state is a {state.get('kind')}, not {type(self).__name__}")
+        scores = np.frombuffer(base64.b64decode(state["scores"]), dtype="<f8")[-self.window :]
+        self._buf[:] = 0.0
+        self._buf[: len(scores)] = scores
+        self._count = len(scores)
+        self._pos = len(scores) % self.window
+        self._since = int(state["since"])
+        self._value = float(state["value"])
+
+    def _refresh(self) -> float:
+        if self._count < MIN_SCORES:
+            return math.inf
+        return float(self._compute(self._buf[: self._count]))
+
+    @abstractmethod
+    def _compute(self, scores: np.ndarray) -> float:
+        """The threshold for these scores (order does not matter)."""
+
+
+def _spread(scores: np.ndarray, size: int) -> np.ndarray:
+    """At most ``size`` scores, evenly spread over ``scores`` so the warm start covers all of it."""
+    if len(scores) <= size:
+        return scores
+    return scores[np.linspace(0, len(scores) - 1, size).round().astype(np.int64)]
