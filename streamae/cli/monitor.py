@@ -1,0 +1,96 @@
+"""``streamae monitor``: score the readings topic live, publish scores and alerts."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+
+from streamae.cli.options import add_kafka_options, positive_float, settings_from
+from streamae.messages import Alert, format_ts
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "monitor",
+        help="score the readings topic live and publish scores and alerts",
+        description=(
+            "Join a consumer group on the readings topic, score every sensor's sliding "
+            "windows with a trained model, and publish scores, alerts and dead letters "
+            "(at-least-once: offsets are committed after the results are published). "
+            "Run several monitors with the same --group to share the partitions. "
+            "Stops cleanly on Ctrl-C / SIGTERM."
+        ),
+    )
+    parser.add_argument(
+        "--model",
+        dest="model_path",
+        metavar="MODEL_DIR",
+        help="default model folder from `streamae train` (default: STREAMAE_MODEL_PATH)",
+    )
+    add_kafka_options(parser)
+    parser.add_argument(
+        "--group",
+        dest="group_id",
+        metavar="G",
+        help="consumer group id (default: STREAMAE_GROUP_ID or streamae-monitor)",
+    )
+    parser.add_argument(
+        "--model-map",
+        metavar="PATTERN=DIR,...",
+        help="models for some sensors, e.g. 'pump-*=models/pump,fan-*=models/fan' "
+        "(shell-style patterns, first match wins; default: STREAMAE_MODEL_MAP)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="P",
+        help="Prometheus /metrics port, 0 = off (default: STREAMAE_METRICS_PORT or 9108)",
+    )
+    parser.add_argument(
+        "--max-runtime",
+        type=positive_float,
+        metavar="S",
+        help="stop cleanly after S seconds (default: run until stopped)",
+    )
+    parser.add_argument(
+        "--from-beginning",
+        action="store_true",
+        help="a new group starts at the oldest readings (default: only new ones)",
+    )
+    parser.add_argument(
+        "--print-alerts",
+        action="store_true",
+        help="also print each alert on stdout once it is published",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    # Heavy imports (torch via the models) only when the command runs, not for --help.
+    from streamae.monitor.models import load_detectors
+    from streamae.monitor.service import Monitor
+
+    settings = settings_from(args, model_map=args.model_map, metrics_port=args.metrics_port)
+    detectors = load_detectors(settings)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    monitor = Monitor(
+        settings,
+        detectors,
+        from_beginning=args.from_beginning,
+        on_alert=print_alert if args.print_alerts else None,
+    )
+    monitor.run(stop, args.max_runtime)
+    return 0
+
+
+def print_alert(alert: Alert) -> None:
+    when = format_ts(alert.closed_at if alert.state == "closed" else alert.opened_at)
+    channels = ", ".join(alert.top_channels)
+    print(
+        f"{when}  ALERT {alert.state:<6} {alert.sensor_id}  peak {alert.peak_score:.3g} "
+        f"(threshold {alert.threshold:.3g})  channels: {channels}  id {alert.alert_id}",
+        flush=True,
+    )
