@@ -1,0 +1,228 @@
+"""The live dashboard page: ``streamae dashboard`` runs it with ``streamlit run``.
+
+The page reads one process-wide feed (a background Kafka reader held by
+``st.cache_resource``) and redraws its live part once a second inside a
+fragment, so the user's selections survive every refresh. Tests put a
+``MemoryFeed`` in ``st.session_state[FEED_KEY]`` instead.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import streamlit as st
+
+from streamae.config import Settings
+from streamae.dashboard import shaping
+from streamae.dashboard.buffer import Snapshot
+from streamae.dashboard.charts import score_chart, values_chart
+from streamae.dashboard.feed import Feed, KafkaFeed
+from streamae.exceptions import StreamaeError
+from streamae.messages import Alert
+
+FEED_KEY = "streamae_feed"
+REFRESH_S = 1.0
+MAX_CHART_POINTS = 2000
+MAX_CHART_CHANNELS = 6
+SPANS = {"5 min": 300_000, "15 min": 900_000, "1 h": 3_600_000, "All": None}
+ALL = "All sensors"
+STATES = ["All", "Open", "Closed"]
+
+
+@st.cache_resource(show_spinner=False, on_release=lambda feed: feed.stop())
+def shared_feed() -> KafkaFeed:
+    """The one Kafka reader of this process, shared by every browser session."""
+    return KafkaFeed(Settings.load()).start()
+
+
+def get_feed() -> Feed:
+    injected = st.session_state.get(FEED_KEY)
+    return injected if injected is not None else shared_feed()
+
+
+def main() -> None:
+    st.set_page_config(page_title="streamae · live anomaly monitor", page_icon="📈", layout="wide")
+    st.markdown("### 📈 streamae · live anomaly monitor")
+    try:
+        feed = get_feed()
+    except StreamaeError as exc:
+        st.error(f"The dashboard cannot start: {exc}")
+        st.stop()
+    live(feed)
+
+
+@st.fragment(run_every=REFRESH_S)
+def live(feed: Feed) -> None:
+    """Everything that changes with the data; reruns on its own every second."""
+    snap = feed.snapshot(st.session_state.get("sensor"))
+    sensors = sorted(snap.latest)
+    if sensors and st.session_state.get("sensor") not in sensors:
+        st.session_state["sensor"] = shaping.default_sensor(sensors, snap.alerts)
+        snap = feed.snapshot(st.session_state["sensor"])
+    overview = shaping.overview_frame(snap.latest, snap.alerts, snap.now_ms)
+    show_status(snap, overview)
+    left, right = st.columns([5, 7], gap="large")
+    with left:
+        show_overview(overview)
+    with right:
+        show_sensor(snap, sensors, overview)
+    show_alert_feed(snap, sensors)
+
+
+def show_status(snap: Snapshot, overview) -> None:
+    problem = snap.status.problem(snap.now_ms)
+    if problem:
+        st.error(problem, icon="🔌")
+    elif not snap.latest:
+        st.info(f"Connected to {snap.status.source}; waiting for the first scores.", icon="⏳")
+    newest = max((item.published_ms for item in snap.latest.values()), default=None)
+    open_count = sum(1 for a in snap.alerts if a.state == "open")
+    alerting = int((overview["status"] == shaping.STATUS_LABEL[shaping.ALERTING]).sum())
+    cols = st.columns(5)
+    cols[0].metric("Sensors", len(snap.latest), border=True)
+    cols[1].metric("Alerting sensors", alerting, border=True)
+    cols[2].metric("Open alerts", open_count, border=True)
+    cols[3].metric("Scores / s", f"{snap.scores_per_s:,.1f}", border=True)
+    cols[4].metric(
+        "Newest score",
+        "—" if newest is None else shaping.format_duration(snap.now_ms - newest) + " ago",
+        border=True,
+    )
+
+
+def show_overview(overview) -> None:
+    st.markdown("#### Sensors")
+    st.dataframe(
+        overview,
+        hide_index=True,
+        height=min(560, 35 * (len(overview) + 1) + 3),
+        key="overview",
+        column_config={
+            "status": st.column_config.TextColumn("Status"),
+            "sensor": st.column_config.TextColumn("Sensor"),
+            "score": st.column_config.NumberColumn("Score", format="%.4f"),
+            "threshold": st.column_config.NumberColumn("Threshold", format="%.4f"),
+            "ratio": st.column_config.ProgressColumn(
+                "Score / threshold", format="%.2f", min_value=0.0, max_value=2.0
+            ),
+            "age_s": st.column_config.NumberColumn("Last score", format="%.0f s ago"),
+            "open_alerts": st.column_config.NumberColumn("Open alerts"),
+            "model": st.column_config.TextColumn("Model"),
+        },
+    )
+
+
+def show_sensor(snap: Snapshot, sensors: list[str], overview) -> None:
+    st.markdown("#### Sensor")
+    if not sensors:
+        st.caption("No sensor has reported a score yet.")
+        return
+    status = dict(zip(overview["sensor"], overview["status"], strict=True))
+    pick, span_col = st.columns([3, 2])
+    sensor = pick.selectbox(
+        "Sensor",
+        sensors,
+        key="sensor",
+        format_func=lambda s: f"{status.get(s, '')[:1]} {s}",
+    )
+    span_label = span_col.segmented_control("Span", list(SPANS), default="15 min", key="span")
+    alerts = shaping.sensor_alerts(snap.alerts, sensor)
+    alert = choose_alert(alerts)
+    latest_ts = {s: item.score.ts for s, item in snap.latest.items()}
+    points = shaping.recent(snap.series, SPANS.get(span_label or "All"))
+    if not points:
+        st.caption("No buffered scores for this sensor yet.")
+        return
+    shown = shaping.downsample(points, MAX_CHART_POINTS)
+    spans = shaping.alert_spans(snap.alerts, sensor, latest_ts, points[0].ts)
+    st.altair_chart(
+        score_chart(shaping.score_frame(shown), spans, alert.alert_id if alert else None),
+        width="stretch",
+    )
+    top = list(alert.top_channels) if alert else []
+    describe_alert(alert, latest_ts)
+    channels = shaping.chart_channels(shown[-1].channels, top, MAX_CHART_CHANNELS)
+    if len(channels) < len(shown[-1].channels):
+        st.caption(f"Raw values: {len(channels)} of {len(shown[-1].channels)} channels")
+    st.altair_chart(values_chart(shaping.values_frame(shown, channels), top), width="stretch")
+
+
+def choose_alert(alerts: list[Alert]) -> Alert | None:
+    """The alert the user picked for this sensor, else its open or newest one."""
+    if not alerts:
+        return None
+    by_id = {a.alert_id: a for a in alerts}
+    if st.session_state.get("alert") not in by_id:
+        st.session_state["alert"] = shaping.current_alert(alerts).alert_id
+    chosen = st.selectbox(
+        "Alert",
+        list(by_id),
+        key="alert",
+        format_func=lambda i: alert_label(by_id[i]),
+    )
+    return by_id[chosen]
+
+
+def alert_label(alert: Alert) -> str:
+    if alert.state == "open":
+        return f"🔴 open since {_clock(alert.opened_at)} · peak {alert.peak_score:.4g}"
+    return f"⚪ {_clock(alert.opened_at)} – {_clock(alert.closed_at)} · peak {alert.peak_score:.4g}"
+
+
+def describe_alert(alert: Alert | None, latest_ts: dict[str, int]) -> None:
+    if alert is None:
+        st.caption("No alert for this sensor in the buffered data.")
+        return
+    duration = shaping.format_duration(shaping.alert_end_ms(alert, latest_ts) - alert.opened_at)
+    channels = ", ".join(f"`{c}`" for c in alert.top_channels) or "—"
+    st.markdown(
+        f"**Top channels:** {channels} &nbsp;·&nbsp; {alert.state} for {duration}, "
+        f"peak {alert.peak_score:.4g} vs threshold {alert.threshold:.4g}"
+    )
+
+
+def show_alert_feed(snap: Snapshot, sensors: list[str]) -> None:
+    st.markdown("#### Alerts")
+    with_alerts = sorted({a.sensor_id for a in snap.alerts})
+    pick, state_col = st.columns([3, 2])
+    if st.session_state.get("feed_sensor") not in [ALL, *with_alerts]:
+        st.session_state["feed_sensor"] = ALL
+    sensor = pick.selectbox("Sensor", [ALL, *with_alerts], key="feed_sensor")
+    state = state_col.segmented_control("State", STATES, default="All", key="feed_state")
+    latest_ts = {s: item.score.ts for s, item in snap.latest.items()}
+    frame = shaping.alert_feed_frame(
+        snap.alerts,
+        latest_ts,
+        sensor=None if sensor == ALL else sensor,
+        state=None if state in (None, "All") else state.lower(),
+    )
+    if frame.empty:
+        st.caption("No alerts match." if snap.alerts else "No alerts in the buffered data.")
+        return
+    st.dataframe(
+        frame,
+        hide_index=True,
+        height=min(400, 35 * (len(frame) + 1) + 3),
+        key="alert_feed",
+        column_config={
+            "state": st.column_config.TextColumn("State"),
+            "sensor": st.column_config.TextColumn("Sensor"),
+            "opened": st.column_config.DatetimeColumn("Opened (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+            "closed": st.column_config.DatetimeColumn("Closed (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+            "duration": st.column_config.TextColumn("Duration"),
+            "peak_score": st.column_config.NumberColumn("Peak score", format="%.4f"),
+            "threshold": st.column_config.NumberColumn("Threshold", format="%.4f"),
+            "top_channels": st.column_config.TextColumn("Top channels"),
+            "alert_id": st.column_config.TextColumn("Alert id"),
+        },
+    )
+
+
+def _clock(ms: int | None) -> str:
+    if ms is None:
+        return "—"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%m-%d %H:%M:%S")
+
+
+if __name__ == "__main__":
+    main()
