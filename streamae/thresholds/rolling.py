@@ -87,7 +87,7 @@ class RollingThreshold(Threshold):
         self._value = float(state["value"])
 
     def _refresh(self) -> float:
-        if self._count < MIN_SCORES:
+        if self._count < min(MIN_SCORES, self.window):
             return math.inf
         return float(self._compute(self._buf[: self._count]))
 

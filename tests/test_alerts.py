@@ -1,0 +1,91 @@
+import json
+
+import numpy as np
+
+from streamae.alerts import AlertTracker, alert_id
+
+CHANNELS = ("a", "b", "c", "d")
+THRESHOLD = 1.0
+
+
+def run(tracker: AlertTracker, scores, errors=None) -> list:
+    events = []
+    for ts, score in enumerate(scores):
+        channel_errors = np.full(4, score) if errors is None else errors[ts]
+        events.extend(tracker.update(ts * 10, score, THRESHOLD, channel_errors))
+    return events
+
+
+def tracker(open_after=3, close_after=2) -> AlertTracker:
+    return AlertTracker("pump-7", CHANNELS, "model-1", open_after, close_after)
+
+
+def test_opens_after_k_consecutive_windows_over_and_closes_after_m_below():
+    t = tracker()
+    scores = [0, 2, 2, 0, 2, 2, 2, 2, 0, 2, 0, 0, 0, 2, 2]
+    events = run(t, scores)
+    assert [(e.state, e.opened_at, e.closed_at) for e in events] == [
+        ("open", 40, None),  # the run of 3 starting at window 4 (ts 40)
+        ("closed", 40, 110),  # the second of two windows below in a row (ts 100, 110)
+    ]
+    assert not t.is_open
+
+
+def test_is_open_from_the_kth_window_until_the_closing_window():
+    t = tracker(open_after=2, close_after=2)
+    states = []
+    for ts, score in enumerate([2, 2, 2, 0, 0, 0]):
+        t.update(ts, score, THRESHOLD, np.zeros(4))
+        states.append(t.is_open)
+    assert states == [False, True, True, True, False, False]
+
+
+def test_each_alert_has_exactly_one_open_and_one_closed_event():
+    scores = ([2] * 5 + [0] * 5) * 3
+    events = run(tracker(), scores)
+    assert [e.state for e in events] == ["open", "closed"] * 3
+    ids = [e.alert_id for e in events]
+    assert ids[0] == ids[1] and ids[2] == ids[3] and ids[4] == ids[5]
+    assert len(set(ids)) == 3
+
+
+def test_alert_id_is_deterministic_and_depends_on_sensor_start_and_model():
+    events = run(tracker(), [2, 2, 2])
+    assert events[0].alert_id == alert_id("pump-7", 0, "model-1")
+    assert events[0].alert_id == run(tracker(), [2, 2, 2])[0].alert_id
+    assert len(events[0].alert_id) == 16
+    others = {alert_id("pump-8", 0, "model-1"), alert_id("pump-7", 1, "model-1")}
+    assert events[0].alert_id not in others | {alert_id("pump-7", 0, "model-2")}
+
+
+def test_peak_and_top_channels_come_from_the_highest_window_including_before_opening():
+    errors = [np.array(e, float) for e in ([1, 9, 3, 2], [1, 2, 3, 4], [5, 1, 2, 6], [0, 0, 0, 0])]
+    t = tracker(open_after=3, close_after=1)
+    events = run(t, [9.0, 3.0, 4.0, 0.0], errors)
+    opened, closed = events
+    assert opened.peak_score == 9.0 and closed.peak_score == 9.0
+    assert opened.top_channels == ["b", "c", "d"]
+    assert opened.threshold == THRESHOLD
+
+
+def test_closed_event_carries_the_peak_reached_after_opening():
+    t = tracker(open_after=1, close_after=1)
+    events = run(t, [2.0, 7.0, 0.0])
+    assert [(e.state, e.peak_score) for e in events] == [("open", 2.0), ("closed", 7.0)]
+
+
+def test_a_short_dip_below_does_not_close_or_reopen():
+    events = run(tracker(open_after=2, close_after=3), [2, 2, 0, 0, 2, 2, 0, 0, 0])
+    assert [(e.state, e.opened_at) for e in events] == [("open", 0), ("closed", 0)]
+
+
+def test_state_round_trip_mid_alert():
+    scores = [2, 2, 2, 5, 0, 2, 0, 0]
+    whole = run(tracker(), scores)
+    first = tracker()
+    events = run(first, scores[:4])
+    second = tracker()
+    second.restore(json.loads(json.dumps(first.state())))
+    for ts, score in enumerate(scores[4:], start=4):
+        events.extend(second.update(ts * 10, score, THRESHOLD, np.full(4, score)))
+    assert events == whole
