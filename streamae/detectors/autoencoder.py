@@ -1,0 +1,182 @@
+"""The autoencoder detector: scale a window, rebuild it, score the reconstruction error.
+
+``score = mean over channels of (mean over the window of squared error)``, in
+scaled units, so every channel counts alike whatever its physical range.
+Detectors come from ``streamae.training.train_detector`` or ``streamae.artifact.load``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import safetensors
+import torch
+from torch import nn
+
+import streamae
+from streamae.detectors.base import Detector
+from streamae.detectors.conv import ConvAutoencoder
+from streamae.detectors.lstm import LSTMAutoencoder
+from streamae.exceptions import ModelError
+
+#: Architecture name (as stored in the artifact) → module class.
+ARCHITECTURES: dict[str, type[nn.Module]] = {"lstm": LSTMAutoencoder, "conv": ConvAutoencoder}
+DEVICES = ("auto", "cpu", "cuda")
+#: Windows per forward pass: bounds memory whatever the batch a caller hands in.
+CHUNK_WINDOWS = 4096
+#: ``IQR / IQR_TO_SIGMA`` estimates the standard deviation of normal data.
+IQR_TO_SIGMA = 1.349
+
+_threads_configured = False
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; asking for missing CUDA is an error."""
+    _configure_threads()
+    if device not in DEVICES:
+        raise ModelError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelError("device 'cuda' was requested but CUDA is not available; use cpu or auto")
+    return torch.device(device)
+
+
+def _configure_threads() -> None:
+    # Torch may default to fewer threads than the cores this process may use
+    # (containers); set it once, here, for training and scoring alike.
+    global _threads_configured
+    if not _threads_configured:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        torch.set_num_threads(max(1, cores or 1))
+        _threads_configured = True
+
+
+def library_versions() -> dict[str, str]:
+    """The versions that matter for reproducing a model."""
+    return {
+        "python": platform.python_version(),
+        "streamae": streamae.__version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "safetensors": safetensors.__version__,
+    }
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, eq=False)
+class Scaler:
+    """Per-channel ``(x - center) / scale``, fitted robustly on training rows.
+
+    ``center`` is the median; ``scale`` is IQR/1.349 (the standard deviation for
+    Gaussian data, unmoved by outliers), the standard deviation when the IQR is
+    zero (a mostly constant channel), and 1.0 for a constant channel so it never
+    divides by zero (any change is then measured in raw units).
+    """
+
+    center: np.ndarray  # float64 [C]
+    scale: np.ndarray  # float64 [C]
+    method: str = "robust"
+
+    @classmethod
+    def fit(cls, values: np.ndarray) -> Scaler:
+        """Fit on ``values`` ``[N, C]``; non-finite entries are ignored."""
+        values = np.where(np.isfinite(values), values, np.nan)
+        if np.isnan(values).all(axis=0).any():
+            raise ModelError("a channel has no finite training values; drop it with --columns")
+        center = np.nanmedian(values, axis=0)
+        q25, q75 = np.nanpercentile(values, [25, 75], axis=0)
+        scale = (q75 - q25) / IQR_TO_SIGMA
+        tiny = 1e-9 * np.maximum(1.0, np.abs(center))
+        scale = np.where(scale > tiny, scale, np.nanstd(values, axis=0))
+        scale = np.where(scale > tiny, scale, 1.0)
+        return cls(center.astype(np.float64), scale.astype(np.float64))
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        """``values`` ``[..., C]`` scaled, as float32 (the model's input)."""
+        out = np.empty(np.shape(values), dtype=np.float32)
+        # Subtract in the input's precision (large offsets), then store float32: no float64 temp.
+        np.subtract(values, self.center, out=out)
+        return np.divide(out, self.scale.astype(np.float32), out=out)
+
+
+class AutoencoderDetector(Detector):
+    """A trained autoencoder plus everything needed to score raw windows with it.
+
+    ``info`` carries JSON-able facts for the artifact (training data summary,
+    training config and results, library versions, creation time). ``version``
+    is passed only by the artifact loader, which has verified it; otherwise it
+    is computed from the content on first use.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        arch: str,
+        channels: Sequence[str],
+        scaler: Scaler,
+        normal_scores: np.ndarray,
+        info: dict[str, Any] | None = None,
+        device: str = "auto",
+        version: str | None = None,
+    ) -> None:
+        if arch not in ARCHITECTURES:
+            raise ModelError(f"unknown architecture {arch!r}; choose one of {list(ARCHITECTURES)}")
+        self.arch = arch
+        self.hyperparameters: dict[str, int] = dict(module.hparams)
+        self.window_size = int(self.hyperparameters["window"])
+        self.channels = tuple(channels)
+        if len(self.channels) != self.hyperparameters["channels"]:
+            raise ModelError(
+                f"the model has {self.hyperparameters['channels']} input channels "
+                f"but {len(self.channels)} channel names were given"
+            )
+        self.scaler = scaler
+        self.normal_scores = np.asarray(normal_scores, dtype=np.float64)
+        self.info = {"created_at": utc_now(), "libraries": library_versions(), **(info or {})}
+        self.device = resolve_device(device)
+        self.module = module.to(self.device).eval()
+        self._version = version
+
+    @property
+    def version(self) -> str:
+        """First 12 hex digits of the artifact content hash (same before and after saving)."""
+        if self._version is None:
+            # Imported here because streamae.artifact imports this module.
+            from streamae.artifact import content_hash
+
+            self._version = content_hash(self)[:12]
+        return self._version
+
+    def score(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Score raw windows ``[B, W, C]`` (float32 or float64; views are fine).
+
+        Returns float64 ``(scores [B], channel_errors [B, C])``.
+        """
+        windows = np.asarray(windows)
+        if not np.issubdtype(windows.dtype, np.floating):
+            windows = windows.astype(np.float64)
+        expected = (self.window_size, len(self.channels))
+        if windows.ndim != 3 or windows.shape[1:] != expected:
+            raise ModelError(
+                f"windows have shape {windows.shape}; this model scores [B, {expected[0]}, "
+                f"{expected[1]}] (window {expected[0]}, channels {list(self.channels)})"
+            )
+        errors = np.empty((len(windows), expected[1]), dtype=np.float64)
+        with torch.inference_mode():
+            for start in range(0, len(windows), CHUNK_WINDOWS):
+                chunk = windows[start : start + CHUNK_WINDOWS]
+                x = torch.from_numpy(self.scaler.transform(chunk)).to(self.device)
+                errors[start : start + len(chunk)] = (
+                    (self.module(x) - x).square_().mean(dim=1).cpu().numpy()
+                )
+        return errors.mean(axis=1), errors

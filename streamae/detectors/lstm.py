@@ -1,0 +1,50 @@
+"""LSTM autoencoder: a window is squeezed through a small latent vector and rebuilt.
+
+The bottleneck (``latent`` numbers for ``window * channels`` inputs) forces the
+model to learn the shape of normal windows, so windows unlike the training data
+are rebuilt badly and score high.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class LSTMAutoencoder(nn.Module):
+    """``[B, W, C]`` → LSTM encoder → latent ``[B, latent]`` → LSTM decoder → ``[B, W, C]``.
+
+    >>> LSTMAutoencoder(channels=2, window=8)(torch.zeros(3, 8, 2)).shape
+    torch.Size([3, 8, 2])
+    """
+
+    def __init__(
+        self, channels: int, window: int, hidden: int = 64, latent: int = 16, layers: int = 1
+    ) -> None:
+        super().__init__()
+        self.hparams = {
+            "channels": channels,
+            "window": window,
+            "hidden": hidden,
+            "latent": latent,
+            "layers": layers,
+        }
+        self.window = window
+        self.encoder = nn.LSTM(channels, hidden, num_layers=layers, batch_first=True)
+        self.to_latent = nn.Linear(hidden, latent)
+        self.decoder = nn.LSTM(latent, hidden, num_layers=layers, batch_first=True)
+        self.to_output = nn.Linear(hidden, channels)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        _, (hidden, _) = self.encoder(x)
+        return self.to_latent(hidden[-1])
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        # The same latent vector is fed at every step; the decoder's own state
+        # carries the position within the window.
+        steps = z.unsqueeze(1).expand(-1, self.window, -1)
+        out, _ = self.decoder(steps)
+        return self.to_output(out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))

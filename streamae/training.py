@@ -1,0 +1,297 @@
+"""Train an autoencoder detector on normal data.
+
+Steps: check channels → cut each series into windows (never across two series)
+→ split each series by time (earlier windows train, the last ``val_fraction``
+validate) → fit the scaler on training rows only → train with Adam on MSE,
+early-stopping on validation loss and keeping the best weights → score the
+validation windows: those scores are the model's ``normal_scores``.
+
+>>> detector = train_detector(series, TrainConfig(window=32, epochs=10))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from streamae.detectors.autoencoder import (
+    ARCHITECTURES,
+    CHUNK_WINDOWS,
+    DEVICES,
+    AutoencoderDetector,
+    Scaler,
+    resolve_device,
+)
+from streamae.exceptions import ConfigError, ModelError
+from streamae.tables import SensorSeries
+
+log = logging.getLogger(__name__)
+
+#: Fewest windows a series needs to give both training and validation windows.
+MIN_WINDOWS = 4
+#: Most normal scores kept in the artifact (evenly spaced over the validation windows).
+MAX_NORMAL_SCORES = 5000
+#: Turns window start rows into a batch of scaled windows ``[B, W, C]``.
+Gather = Callable[[np.ndarray], torch.Tensor]
+#: Gradient norm clip: keeps an LSTM's early steps from blowing up.
+CLIP_NORM = 1.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of a training run; ``stride=None`` picks one giving <= ``max_windows``."""
+
+    arch: str = "lstm"
+    window: int = 64
+    hidden: int = 64
+    latent: int = 16
+    layers: int = 1
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 1e-3
+    patience: int = 5
+    val_fraction: float = 0.2
+    noise_sigma: float = 0.0
+    l1_latent: float = 0.0
+    stride: int | None = None
+    max_windows: int = 20000
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise ConfigError(
+                f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}"
+            )
+        if self.device not in DEVICES:
+            raise ConfigError(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
+        positive = ("window", "hidden", "latent", "layers", "epochs", "batch_size", "patience")
+        for name in (*positive, "max_windows"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"training {name} must be >= 1, got {getattr(self, name)}")
+        if self.window < 2:
+            raise ConfigError(f"training window must be >= 2 readings, got {self.window}")
+        if self.stride is not None and self.stride < 1:
+            raise ConfigError(f"training stride must be >= 1, got {self.stride}")
+        if not self.lr > 0:
+            raise ConfigError(f"learning rate must be > 0, got {self.lr}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if not (self.noise_sigma >= 0 and self.l1_latent >= 0):
+            raise ConfigError("noise_sigma and l1_latent must be >= 0")
+
+
+@dataclass(frozen=True)
+class _Windows:
+    """Start rows of the training and validation windows in the concatenated data."""
+
+    train: np.ndarray  # int64
+    val: np.ndarray  # int64
+    fit_rows: np.ndarray  # int64: the rows the training windows cover (for the scaler)
+    stride: int
+
+
+def train_detector(
+    series: Sequence[SensorSeries], config: TrainConfig | None = None, progress: bool = True
+) -> AutoencoderDetector:
+    """Train a detector on ``series`` (normal data; all with the same channels)."""
+    config = config or TrainConfig()
+    channels = _common_channels(series)
+    device = resolve_device(config.device)
+    raw = np.concatenate([s.values for s in series]).astype(np.float64, copy=False)
+    windows = _plan_windows(series, raw, config)
+    scaler = Scaler.fit(raw[windows.fit_rows])
+
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    noise = torch.Generator(device=device).manual_seed(config.seed)
+    module = ARCHITECTURES[config.arch](
+        channels=len(channels),
+        window=config.window,
+        hidden=config.hidden,
+        latent=config.latent,
+        layers=config.layers,
+    ).to(device)
+    data = torch.from_numpy(scaler.transform(raw)).to(device)
+    offsets = torch.arange(config.window, device=device)
+
+    def gather(starts: np.ndarray) -> torch.Tensor:
+        return data[torch.from_numpy(starts).to(device)[:, None] + offsets]
+
+    optimizer = torch.optim.Adam(module.parameters(), lr=config.lr)
+    best_loss, best_epoch, best_state = math.inf, 0, None
+    train_loss = math.inf
+    epoch = 0
+    bar = tqdm(
+        total=config.epochs, desc="train", unit="epoch", file=sys.stderr, disable=not progress
+    )
+    with bar:
+        for epoch in range(1, config.epochs + 1):
+            train_loss = _train_epoch(module, optimizer, gather, windows.train, rng, noise, config)
+            val_loss = _val_loss(module, gather, windows.val)
+            if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+                raise ModelError(
+                    f"training diverged at epoch {epoch} (loss is not finite); "
+                    "lower the learning rate or check the data for extreme values"
+                )
+            if val_loss < best_loss:
+                best_loss, best_epoch = val_loss, epoch
+                best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+            bar.set_postfix(train=f"{train_loss:.4g}", val=f"{val_loss:.4g}", best=best_epoch)
+            bar.update()
+            if epoch - best_epoch >= config.patience:
+                log.debug("early stop at epoch %d; best was %d", epoch, best_epoch)
+                break
+    module.load_state_dict(best_state)
+
+    info = {
+        "training_data": _data_summary(series),
+        "training": {
+            "config": dataclasses.asdict(config),
+            "stride": windows.stride,
+            "train_windows": len(windows.train),
+            "val_windows": len(windows.val),
+            "epochs_run": epoch,
+            "best_epoch": best_epoch,
+            "best_val_loss": best_loss,
+            "final_train_loss": train_loss,
+        },
+    }
+    detector = AutoencoderDetector(
+        module, config.arch, channels, scaler, np.empty(0), info=info, device=str(device)
+    )
+    pick = np.unique(np.linspace(0, len(windows.val) - 1, MAX_NORMAL_SCORES).round().astype(int))
+    val_starts = windows.val[pick]
+    detector.normal_scores, _ = detector.score(raw[val_starts[:, None] + np.arange(config.window)])
+    return detector
+
+
+def _common_channels(series: Sequence[SensorSeries]) -> tuple[str, ...]:
+    if not series:
+        raise ModelError("no training data: give at least one series with rows")
+    channels = series[0].channels
+    for other in series[1:]:
+        if other.channels != channels:
+            raise ModelError(
+                f"all training series need the same channels in the same order: "
+                f"{series[0].sensor_id!r} ({series[0].source}) has {list(channels)}, "
+                f"{other.sensor_id!r} ({other.source}) has {list(other.channels)}; "
+                "pick common ones with --columns"
+            )
+    return channels
+
+
+def _plan_windows(series: Sequence[SensorSeries], raw: np.ndarray, config: TrainConfig) -> _Windows:
+    """Split every series by time into training and validation windows."""
+    width = config.window
+    train, val, fit, skipped = [], [], [], []
+    offset = 0
+    for s in series:
+        n_windows = len(s) - width + 1
+        if n_windows < MIN_WINDOWS:
+            skipped.append(s.sensor_id)
+            offset += len(s)
+            continue
+        n_val = min(n_windows - 1, max(1, round(n_windows * config.val_fraction)))
+        # A gap of width-1 windows keeps validation rows out of training when the series is
+        # long enough; shared rows would hide overfitting from early stopping.
+        gap = width - 1 if n_windows - n_val - (width - 1) >= n_val else 0
+        n_train = n_windows - n_val - gap
+        train.append(offset + np.arange(n_train))
+        val.append(offset + np.arange(n_windows - n_val, n_windows))
+        fit.append(offset + np.arange(n_train + width - 1))
+        offset += len(s)
+    if not train:
+        longest = max(len(s) for s in series)
+        raise ModelError(
+            f"too few rows to train with window {width}: each sensor needs at least "
+            f"{width + MIN_WINDOWS - 1} rows and the longest here has {longest}; "
+            "use a smaller --window or more data"
+        )
+    if skipped:
+        log.warning(
+            "%d sensor(s) with fewer than %d rows skipped: %s",
+            len(skipped),
+            width + MIN_WINDOWS - 1,
+            ", ".join(map(repr, skipped[:10])),
+        )
+    total = sum(len(t) for t in train)
+    stride = config.stride or max(1, math.ceil(total / config.max_windows))
+    bad_rows = np.concatenate([[0], np.cumsum(~np.isfinite(raw).all(axis=1))])
+
+    def complete(starts: np.ndarray) -> np.ndarray:
+        starts = starts[::stride]
+        return starts[bad_rows[starts + width] == bad_rows[starts]]
+
+    train_starts = np.concatenate([complete(t) for t in train])
+    val_starts = np.concatenate([complete(v) for v in val])
+    if not (len(train_starts) and len(val_starts)):
+        raise ModelError(
+            "too few windows without missing values (NaN) to train and validate; "
+            "fill the gaps or give more data"
+        )
+    return _Windows(train_starts, val_starts, np.concatenate(fit), stride)
+
+
+def _train_epoch(
+    module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    gather: Gather,
+    starts: np.ndarray,
+    rng: np.random.Generator,
+    noise: torch.Generator,
+    config: TrainConfig,
+) -> float:
+    """One pass over the shuffled training windows; returns the mean reconstruction loss."""
+    module.train()
+    order = starts[rng.permutation(len(starts))]
+    total = 0.0
+    for begin in range(0, len(order), config.batch_size):
+        target = gather(order[begin : begin + config.batch_size])
+        inputs = target
+        if config.noise_sigma > 0:
+            # Denoising: noisy input, clean target.
+            noisy = torch.randn(target.shape, generator=noise, device=target.device)
+            inputs = target + config.noise_sigma * noisy
+        latent = module.encode(inputs)
+        loss = torch.nn.functional.mse_loss(module.decode(latent), target)
+        total += loss.item() * len(target)
+        if config.l1_latent > 0:
+            loss = loss + config.l1_latent * latent.abs().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(module.parameters(), CLIP_NORM)
+        optimizer.step()
+    return total / len(order)
+
+
+def _val_loss(module: nn.Module, gather: Gather, starts: np.ndarray) -> float:
+    module.eval()
+    total = 0.0
+    with torch.inference_mode():
+        for begin in range(0, len(starts), CHUNK_WINDOWS):
+            target = gather(starts[begin : begin + CHUNK_WINDOWS])
+            total += torch.nn.functional.mse_loss(module(target), target).item() * len(target)
+    return total / len(starts)
+
+
+def _data_summary(series: Sequence[SensorSeries]) -> dict:
+    digest = hashlib.sha256()
+    for s in series:
+        digest.update(np.ascontiguousarray(s.values, dtype="<f8").tobytes())
+    return {
+        "rows": int(sum(len(s) for s in series)),
+        "sensors": len(series),
+        "files": sorted({str(s.source) for s in series}),
+        "sha256": digest.hexdigest(),
+    }
