@@ -135,7 +135,7 @@ def evaluate_file(detections_path: Path, data_path: Path, key: str, labels: Labe
         total += _series_tally(
             where,
             series_ts=data_ts[data_rows],
-            series_rows=data.iloc[data_rows].reset_index(drop=True),
+            series_rows=data.iloc[data_rows],
             det_ts=det_ts[det_rows],
             flags=det_flags[det_rows],
             key=key,

@@ -63,10 +63,11 @@ def binary_column(column: pd.Series, where: str) -> np.ndarray:
         )
     bad = ~np.isin(values, (0.0, 1.0))
     if bad.any():
-        row = int(np.flatnonzero(bad)[0])
+        at = int(np.flatnonzero(bad)[0])
+        # The index is the row's position in its file; +2 for the header and 1-based lines.
         raise InputError(
-            f"{where}: column {column.name!r} must be 0 or 1; row {row + 2} has "
-            f"{column.iloc[row]!r}"
+            f"{where}: column {column.name!r} must be 0 or 1; row {int(column.index[at]) + 2} "
+            f"has {column.tolist()[at]!r}"
         )
     return values.astype(np.int8)
 
