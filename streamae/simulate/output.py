@@ -1,0 +1,155 @@
+"""Saving a simulated run to files that ``streamae.tables.read_series`` reads back.
+
+``run.csv`` or ``run.parquet`` holds every sensor, rows in time order, with columns
+``timestamp, sensor_id, <channels...>, label``; a folder (a path ending in ``/`` or
+an existing directory) gets one ``<sensor_id>.csv`` per sensor, without the
+``sensor_id`` column. Timestamps are ISO-8601 UTC in CSV and typed in Parquet.
+The injected events go beside the data as JSON (``run.events.json``, or
+``events.json`` in a folder). Each file is written under a temporary name and
+renamed when complete, so an interrupted run leaves no half-written data behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from streamae.exceptions import ConfigError
+from streamae.messages import format_ts
+from streamae.simulate.simulator import Simulator
+from streamae.tables import SENSOR_COLUMN, SensorSeries
+
+CHUNK_READINGS = 50_000
+FILE_SUFFIXES = (".csv", ".parquet")
+
+
+def is_folder(out: str | Path) -> bool:
+    """Whether ``out`` names a folder (one file per sensor) rather than a single file."""
+    text = str(out)
+    return text.endswith(("/", os.sep)) or Path(text).is_dir()
+
+
+def check_out(out: str | Path) -> None:
+    """Refuse an output path that is neither a folder nor a ``.csv`` / ``.parquet`` file."""
+    if not is_folder(out) and Path(out).suffix.lower() not in FILE_SUFFIXES:
+        raise ConfigError(
+            f"{out}: name a .csv or .parquet file, or a folder (ending in '/') for one "
+            "file per sensor"
+        )
+
+
+def write_run(
+    simulator: Simulator, out: str | Path, progress: Callable[[int], None] | None = None
+) -> list[Path]:
+    """Write the run to ``out`` (file or folder, see the module docstring); return the paths.
+
+    ``progress`` is called with the number of readings written after each chunk.
+    """
+    check_out(out)
+    report = progress or (lambda count: None)
+    if is_folder(out):
+        folder = Path(out)
+        paths = [folder / f"{sensor_id}.csv" for sensor_id in simulator.sensor_ids]
+        for sensor, path in enumerate(paths):
+            blocks = (
+                [simulator.block(sensor, start, min(simulator.length, start + CHUNK_READINGS))]
+                for start in range(0, simulator.length, CHUNK_READINGS)
+            )
+            _write(path, blocks, report, with_sensor=False)
+        events_path = folder / "events.json"
+    else:
+        path = Path(out)
+        _write(path, simulator.chunks(CHUNK_READINGS), report, with_sensor=True)
+        paths = [path]
+        events_path = path.with_name(path.stem + ".events.json")
+    with _writing(events_path) as part:
+        part.write_text(json.dumps(_events_json(simulator), indent=1) + "\n", encoding="utf-8")
+    return [*paths, events_path]
+
+
+def _events_json(simulator: Simulator) -> list[dict[str, object]]:
+    return [
+        {
+            "sensor_id": e.sensor_id,
+            "kind": e.kind,
+            "start": format_ts(e.start_ts),
+            "end": format_ts(e.end_ts),
+            "start_ts": e.start_ts,
+            "end_ts": e.end_ts,
+            "first_row": e.start,
+            "last_row": e.stop - 1,
+            "channels": list(e.channels),
+        }
+        for e in simulator.events
+    ]
+
+
+def _frame(blocks: Sequence[SensorSeries], with_sensor: bool, iso: bool) -> pd.DataFrame:
+    """Same-length slices of several sensors as rows in time order (the sensors take turns)."""
+    ts = np.stack([b.ts_ms for b in blocks], axis=1).ravel()
+    values = np.stack([b.values for b in blocks], axis=1).reshape(len(ts), -1)
+    stamps = ts.astype("datetime64[ms]")
+    columns: dict[str, object] = {
+        "timestamp": np.datetime_as_string(stamps, unit="ms", timezone="UTC")
+        if iso
+        else pd.DatetimeIndex(stamps).tz_localize("UTC")
+    }
+    if with_sensor:
+        columns[SENSOR_COLUMN] = np.tile([b.sensor_id for b in blocks], len(blocks[0]))
+    columns.update(zip(blocks[0].channels, values.T, strict=True))
+    columns["label"] = np.stack([b.labels for b in blocks], axis=1).ravel()
+    return pd.DataFrame(columns)
+
+
+def _write(
+    path: Path,
+    chunks: Iterator[Sequence[SensorSeries]],
+    report: Callable[[int], None],
+    with_sensor: bool,
+) -> None:
+    parquet = path.suffix.lower() == ".parquet"
+    with _writing(path) as part:
+        if parquet:
+            writer = None
+            try:
+                for chunk in chunks:
+                    table = pa.Table.from_pandas(
+                        _frame(chunk, with_sensor, iso=False), preserve_index=False
+                    )
+                    writer = writer or pq.ParquetWriter(part, table.schema)
+                    writer.write_table(table)
+                    report(table.num_rows)
+            finally:
+                if writer is not None:
+                    writer.close()
+        else:
+            with part.open("w", encoding="utf-8", newline="") as handle:
+                for number, chunk in enumerate(chunks):
+                    frame = _frame(chunk, with_sensor, iso=True)
+                    frame.to_csv(handle, index=False, header=number == 0, lineterminator="\n")
+                    report(len(frame))
+
+
+@contextmanager
+def _writing(path: Path) -> Iterator[Path]:
+    """A temporary path next to ``path`` that becomes ``path`` only if the block succeeds."""
+    part = path.with_name(path.name + ".part")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield part
+        os.replace(part, path)
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot write the simulated data ({exc.strerror or exc}); "
+            "choose another output path"
+        ) from exc
+    finally:
+        part.unlink(missing_ok=True)
