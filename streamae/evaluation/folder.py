@@ -5,8 +5,12 @@ files, ``sensor_id``) is matched by its path relative to the detections folder
 with the data file at the same relative path under the data folder. Its rows
 are matched to the data rows by timestamp (per sensor). Then, per series:
 
-- point-wise counts over the scored rows (the rows of the detections file);
-- event counts of the detected runs against the labelled windows;
+- point-wise counts over the scored rows: the rows of the detections file from
+  the first one with a ``score`` on (``detect`` leaves the score of its
+  training rows empty; all rows count when there is no ``score`` column);
+- event counts of the detected runs against all the labelled windows (a
+  window among the training rows, which the detector cannot flag, counts as
+  missed);
 - NAB on alert onsets (the first row of each run), over the data file's rows,
   so that NAB's probationary period is 15% of the *data* file.
 
@@ -42,6 +46,7 @@ log = logging.getLogger(__name__)
 
 TIMESTAMP_COLUMN = "timestamp"
 FLAG_COLUMN = "is_anomaly"
+SCORE_COLUMN = "score"
 ROOT_CATEGORY = "."
 
 
@@ -116,6 +121,10 @@ def evaluate_file(detections_path: Path, data_path: Path, key: str, labels: Labe
         )
     det_ts = parse_timestamps(detections[TIMESTAMP_COLUMN], str(detections_path))
     det_flags = binary_column(detections[FLAG_COLUMN], str(detections_path))
+    if SCORE_COLUMN in detections.columns:
+        det_scored = detections[SCORE_COLUMN].notna().to_numpy()
+    else:
+        det_scored = np.ones(len(detections), dtype=bool)
     data_ts = parse_timestamps(data.iloc[:, 0], str(data_path))
     if has_sensor[0]:
         det_groups = _groups(detections[SENSOR_COLUMN])
@@ -138,6 +147,7 @@ def evaluate_file(detections_path: Path, data_path: Path, key: str, labels: Labe
             series_rows=data.iloc[data_rows],
             det_ts=det_ts[det_rows],
             flags=det_flags[det_rows],
+            scored=det_scored[det_rows],
             key=key,
             labels=labels,
         )
@@ -150,10 +160,11 @@ def _series_tally(
     series_rows: pd.DataFrame,
     det_ts: np.ndarray,
     flags: np.ndarray,
+    scored: np.ndarray,
     key: str,
     labels: Labels,
 ) -> Tally:
-    # Position of each scored row among the data rows: the k-th scored row at a
+    # Position of each detections row among the data rows: the k-th one at a
     # timestamp is the k-th data row at that timestamp (real files repeat some).
     repeat = np.arange(len(det_ts)) - np.searchsorted(det_ts, det_ts, side="left")
     positions = np.searchsorted(series_ts, det_ts, side="left") + repeat
@@ -171,11 +182,13 @@ def _series_tally(
     for first, last in windows:
         truth[first : last + 1] = 1
     detected = [(int(positions[a]), int(positions[b])) for a, b in runs(flags)]
+    # Rows before the first score are the detector's training rows: not point-scored.
+    skip = int(np.argmax(scored)) if scored.any() else len(scored)
     return Tally.of_series(
-        rows=len(det_ts),
+        rows=len(det_ts) - skip,
         windows=len(windows),
         runs=len(detected),
-        point=point_counts(truth[positions], flags),
+        point=point_counts(truth[positions[skip:]], flags[skip:]),
         event=event_counts(windows, detected),
         nab=nab_events(len(series_ts), windows, [first for first, _ in detected]),
     )

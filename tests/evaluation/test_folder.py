@@ -125,24 +125,26 @@ def test_report_json_has_every_figure(nab_like):
     assert loaded["total"] == report.total
 
 
-def test_column_labels_on_semicolon_files_with_late_start_and_text_flags(tmp_path):
-    """SKAB-like: ';'-separated data with an `anomaly` column; detect scored from row 4."""
+def test_column_labels_on_semicolon_files_with_training_rows_and_text_flags(tmp_path):
+    """SKAB-like: ';'-separated data with an `anomaly` column; rows 0..3 were training rows."""
     data, det = tmp_path / "data", tmp_path / "det"
     (data / "valve1").mkdir(parents=True)
-    anomaly = [0] * 6 + [1] * 4 + [0] * 10  # window rows 6..9
+    anomaly = [0, 1, 0, 0, 0, 0, 1, 1, 1, 1] + [0] * 10  # windows at row 1 and rows 6..9
     pd.DataFrame(
         {"datetime": stamps(20), "x": range(20), "anomaly": anomaly, "changepoint": 0}
     ).to_csv(data / "valve1" / "0.csv", sep=";", index=False)
     flags = {8: 1, 9: 1, 10: 1, 15: 1}
-    write_detections(det / "valve1" / "0.csv", 20, [4], flags)
+    write_detections(det / "valve1" / "0.csv", 20, [0], flags)
     frame = pd.read_csv(det / "valve1" / "0.csv")
     frame["is_anomaly"] = frame["is_anomaly"].map({0: "False", 1: "True"})
+    frame.loc[:3, "score"] = None  # what `streamae detect` writes for training rows
     frame.to_csv(det / "valve1" / "0.csv", index=False)
 
     total = evaluate_folder(det, data, "column:anomaly").total
-    # Scored rows 4..19 (16 rows): truth 6..9; flagged 8, 9, 10, 15.
+    # Point-wise over the scored rows 4..19 (16 rows): truth 6..9; flagged 8, 9, 10, 15.
     assert (total["rows"], total["point_tp"], total["point_fp"], total["point_fn"]) == (16, 2, 2, 2)
-    assert (total["event_tp"], total["event_fp"], total["event_fn"]) == (1, 1, 0)
+    # Events over every window: (6, 9) found by run 8..10, (1, 1) missed, run 15 is a FP.
+    assert (total["event_tp"], total["event_fp"], total["event_fn"]) == (1, 1, 1)
 
 
 def test_multi_sensor_files_are_scored_per_sensor(tmp_path):
@@ -164,7 +166,9 @@ def test_multi_sensor_files_are_scored_per_sensor(tmp_path):
         {"timestamp": rows["timestamp"], "sensor_id": rows["sensor_id"], "is_anomaly": flags}
     ).sample(frac=1, random_state=0).to_csv(det / "plant.csv", index=False)
 
-    total = evaluate_folder(det, data, "column:label").total
+    report = evaluate_folder(det, data, "column:label")
+    assert list(report.per_category) == ["."]  # a file at the top of the folder
+    total = report.total
     # Sensor a: truth 3-4, flagged 4-5. Sensor b: truth 8-9, flagged 9. A run never
     # spans sensors, even though b's first rows follow a's last in the file.
     assert (total["point_tp"], total["point_fp"], total["point_fn"]) == (2, 1, 2)
