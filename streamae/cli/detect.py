@@ -1,0 +1,129 @@
+"""``streamae detect``: offline detection on a data file or folder, through the live pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from streamae.cli.options import fraction, positive_int, settings_from
+from streamae.detect import DETECTORS, DetectOptions, detect_path, failed_summary
+from streamae.exceptions import ConfigError, InputError
+
+ARCHITECTURES = ("lstm", "conv")  # kept here so --help does not import torch
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "detect",
+        help="detect anomalies in a data file or folder (offline, same pipeline as monitor)",
+        description=(
+            "Train on the first rows of each file (or on a normal file, or use a saved model), "
+            "then stream the remaining rows through the same windows → model → threshold → "
+            "alerts pipeline as `streamae monitor`, and write one output CSV per input file "
+            "with one row per input row: timestamp, score, threshold, anomaly_score, "
+            "is_anomaly, err_<channel>..., and label / sensor_id when the input has them."
+        ),
+    )
+    parser.add_argument("input", metavar="INPUT", help="a CSV/Parquet file or a folder of them")
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="OUTPUT",
+        help="output CSV for a file, or output folder (mirroring relative paths) for a folder",
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--train-fraction",
+        type=fraction,
+        metavar="F",
+        help="train on the first F (0 < F < 1) of each sensor's rows, e.g. 0.15 for NAB",
+    )
+    source.add_argument(
+        "--train-rows",
+        type=positive_int,
+        metavar="N",
+        help="train on the first N rows of each sensor, e.g. 400 for SKAB",
+    )
+    source.add_argument(
+        "--train-file",
+        metavar="NORMAL",
+        help="train once on this file of normal data and score every row of INPUT",
+    )
+    parser.add_argument(
+        "--model",
+        metavar="MODEL_DIR",
+        help="use this trained model instead of training (with --train-fraction/--train-rows "
+        "those first rows are skipped, not scored)",
+    )
+    parser.add_argument(
+        "--columns", nargs="+", metavar="COLUMN", help="value columns to use, in this order"
+    )
+    parser.add_argument(
+        "--window",
+        dest="window_size",
+        type=positive_int,
+        metavar="N",
+        help="readings per window (default: STREAMAE_WINDOW_SIZE or 64)",
+    )
+    parser.add_argument(
+        "--stride", type=positive_int, metavar="N", help="score every N-th window (default 1)"
+    )
+    parser.add_argument(
+        "--detector",
+        choices=DETECTORS,
+        default="autoencoder",
+        help="what to train: the autoencoder (default) or the fast z-score baseline",
+    )
+    parser.add_argument("--arch", choices=ARCHITECTURES, help="autoencoder architecture")
+    parser.add_argument("--epochs", type=positive_int, metavar="N", help="max training epochs")
+    parser.add_argument(
+        "--jobs", type=positive_int, default=2, metavar="N", help="files in parallel (default 2)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    options = DetectOptions(
+        train_fraction=args.train_fraction,
+        train_rows=args.train_rows,
+        train_file=Path(args.train_file) if args.train_file else None,
+        model=Path(args.model) if args.model else None,
+        columns=tuple(args.columns) if args.columns else None,
+        detector=args.detector,
+        arch=args.arch,
+        epochs=args.epochs,
+    )
+    if options.model is not None:
+        for_training = [
+            name
+            for name, given in (
+                ("--window", args.window_size),
+                ("--arch", args.arch),
+                ("--epochs", args.epochs),
+                ("--detector", args.detector != "autoencoder"),
+            )
+            if given
+        ]
+        if for_training:
+            raise ConfigError(
+                f"{', '.join(for_training)} set how to train; with --model the model fixes "
+                "them: drop them"
+            )
+    reports = detect_path(
+        args.input, args.out, settings, options, jobs=args.jobs, progress=not args.quiet
+    )
+    for report in reports:
+        if report.error:
+            print(f"FAILED {report.source}: {report.error}", file=sys.stderr)
+        elif not args.quiet:
+            print(
+                f"{report.source} → {report.output}: {report.rows:,} rows, "
+                f"{report.scored:,} scored, {report.alerts} alert(s), {report.seconds:.1f} s"
+            )
+    failure = failed_summary(reports)
+    if failure:
+        raise InputError(failure)
+    return 0

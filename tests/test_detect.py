@@ -1,0 +1,224 @@
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from streamae.cli import main
+from streamae.config import Settings
+from streamae.detect import DetectOptions, detect_series
+from streamae.detectors.zscore import ZScoreDetector
+from streamae.exceptions import ConfigError
+from streamae.messages import Reading
+from streamae.pipeline import Pipeline
+from streamae.tables import SensorSeries, read_series
+
+WINDOW = 16
+TRAIN = 500
+SETTINGS = Settings(window_size=WINDOW)
+
+
+def write_csv(path: Path, rows: int = 1500, seed: int = 0, bursts=((800, 60), (1200, 12))) -> Path:
+    """Two noisy channels with labelled bursts of +6 sigma; one row per second."""
+    rng = np.random.default_rng(seed)
+    values = rng.standard_normal((rows, 2)) + [10.0, 50.0]
+    label = np.zeros(rows, dtype=int)
+    for start, size in bursts:
+        values[start : start + size] += 6.0
+        label[start : start + size] = 1
+    stamps = pd.date_range("2026-01-01", periods=rows, freq="1s")
+    frame = pd.DataFrame(
+        {
+            "timestamp": stamps.strftime("%Y-%m-%d %H:%M:%S"),
+            "pressure": values[:, 0],
+            "temperature": values[:, 1],
+            "anomaly": label,
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    return path
+
+
+def readings(series: SensorSeries) -> list[Reading]:
+    labels = series.labels.tolist() if series.labels is not None else [None] * len(series)
+    return [
+        Reading(series.sensor_id, ts, dict(zip(series.channels, row, strict=True)), label)
+        for ts, row, label in zip(
+            series.ts_ms.tolist(), series.values.tolist(), labels, strict=True
+        )
+    ]
+
+
+def one_reading_at_a_time(series: SensorSeries, train: int):
+    """The reference: the in-memory Pipeline fed one reading per call."""
+    detector = ZScoreDetector.fit([series.slice(0, train)], WINDOW)
+    pipeline = Pipeline(SETTINGS, detector)
+    for reading in readings(series.slice(train - WINDOW + 1, train)):
+        pipeline.prime([reading])
+    scores, alerts = [], []
+    for reading in readings(series.slice(train)):
+        out = pipeline.process([reading])
+        scores += out.scores
+        alerts += out.alerts
+    return scores, alerts
+
+
+def detect(*args: str) -> int:
+    return main(["detect", *map(str, args), "--detector", "zscore", "--quiet"])
+
+
+def test_detect_gives_exactly_the_alerts_of_the_pipeline_fed_one_reading_at_a_time(tmp_path):
+    source = write_csv(tmp_path / "pump.csv")
+    (series,) = read_series(source)
+    scores, alerts = one_reading_at_a_time(series, TRAIN)
+    assert [a.state for a in alerts].count("open") >= 2
+
+    result = detect_series(
+        [series], ZScoreDetector.fit([series.slice(0, TRAIN)], WINDOW), SETTINGS, [TRAIN], chunk=97
+    )
+    assert result.alerts == alerts
+
+    out = tmp_path / "pump-out.csv"
+    assert detect(source, "--out", out, "--train-rows", TRAIN, "--window", WINDOW) == 0
+    frame = pd.read_csv(out)
+    test_rows = frame.iloc[TRAIN:]
+    assert test_rows["is_anomaly"].tolist() == [int(s.is_anomaly) for s in scores]
+    assert test_rows["score"].to_numpy() == pytest.approx([s.score for s in scores], rel=1e-12)
+    assert test_rows["threshold"].to_numpy() == pytest.approx(
+        [s.threshold for s in scores], rel=1e-12
+    )
+    onsets = np.flatnonzero(np.diff(frame["is_anomaly"].to_numpy(), prepend=0) == 1)
+    assert len(onsets) == [a.state for a in alerts].count("open")
+
+
+def test_output_has_one_row_per_input_row_with_the_documented_columns(tmp_path):
+    source = write_csv(tmp_path / "pump.csv", rows=700)
+    out = tmp_path / "out.csv"
+    assert detect(source, "--out", out, "--train-fraction", 0.5, "--window", WINDOW) == 0
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == [
+        "timestamp",
+        "score",
+        "threshold",
+        "anomaly_score",
+        "is_anomaly",
+        "err_pressure",
+        "err_temperature",
+        "label",
+    ]
+    assert len(frame) == 700
+    assert frame["timestamp"].iloc[0] == "2026-01-01T00:00:00.000Z"
+    train, test = frame.iloc[:350], frame.iloc[350:]
+    assert train["score"].isna().all() and (train["is_anomaly"] == 0).all()
+    assert (train["anomaly_score"] == 0).all()
+    # Primed with the end of the training rows: the very first test row is scored.
+    assert test["score"].notna().all()
+    assert test["anomaly_score"].between(0, 1).all()
+    mean_error = test[["err_pressure", "err_temperature"]].mean(axis=1)
+    assert test["score"].to_numpy() == pytest.approx(mean_error.to_numpy())
+    assert frame["label"].tolist() == pd.read_csv(source)["anomaly"].tolist()
+
+
+def test_without_training_rows_before_them_the_first_window_minus_one_rows_are_unscored(tmp_path):
+    normal = write_csv(tmp_path / "normal.csv", rows=400, seed=5, bursts=())
+    source = write_csv(tmp_path / "pump.csv", rows=300)
+    out = tmp_path / "out.csv"
+    assert detect(source, "--out", out, "--train-file", normal, "--window", WINDOW) == 0
+    frame = pd.read_csv(out)
+    assert frame["score"].isna().tolist() == [True] * (WINDOW - 1) + [False] * (300 - WINDOW + 1)
+
+
+def test_stride_leaves_rows_between_windows_unscored_but_keeps_the_alert_state(tmp_path):
+    source = write_csv(tmp_path / "pump.csv")
+    out = tmp_path / "out.csv"
+    assert (
+        detect(source, "--out", out, "--train-rows", TRAIN, "--window", WINDOW, "--stride", 4) == 0
+    )
+    frame = pd.read_csv(out).iloc[TRAIN:]
+    scored = frame["score"].notna().to_numpy()
+    assert scored.tolist() == [i % 4 == 0 for i in range(len(frame))]  # primed: due at once
+    flags = frame["is_anomaly"].to_numpy()
+    last_scored = np.maximum.accumulate(np.where(scored, np.arange(len(frame)), 0))
+    assert flags.tolist() == flags[last_scored].tolist()
+    assert flags.sum() > 0
+
+
+def test_a_sensor_id_column_splits_the_file_and_is_written_back(tmp_path):
+    a = pd.read_csv(write_csv(tmp_path / "a.csv", rows=600, seed=1))
+    b = pd.read_csv(write_csv(tmp_path / "b.csv", rows=600, seed=2, bursts=()))
+    both = pd.concat([a.assign(sensor_id="pump-a"), b.assign(sensor_id="pump-b")])
+    source = tmp_path / "both.csv"
+    both.sort_values("timestamp", kind="stable").to_csv(source, index=False)
+    out = tmp_path / "out.csv"
+    assert detect(source, "--out", out, "--train-rows", 300, "--window", WINDOW) == 0
+    frame = pd.read_csv(out)
+    assert len(frame) == 1200
+    assert frame["sensor_id"].value_counts().to_dict() == {"pump-a": 600, "pump-b": 600}
+    for _, rows in frame.groupby("sensor_id"):
+        assert rows["score"].iloc[:300].isna().all() and rows["score"].iloc[300:].notna().all()
+
+
+def test_a_folder_mirrors_its_relative_paths_and_one_bad_file_does_not_stop_the_others(
+    tmp_path, capsys
+):
+    data = tmp_path / "data"
+    write_csv(data / "plant-1" / "pump.csv", rows=800)
+    write_csv(data / "plant-2" / "valve.csv", rows=800, seed=3)
+    write_csv(data / "plant-2" / "short.csv", rows=20)
+    out = tmp_path / "out"
+    code = detect(data, "--out", out, "--train-fraction", 0.5, "--window", WINDOW, "--jobs", 2)
+    err = capsys.readouterr()
+    assert code == 2
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.csv")) == [
+        "plant-1/pump.csv",
+        "plant-2/valve.csv",
+    ]
+    assert "1 of 3 file(s) failed" in err.err and "short.csv" in err.err
+    assert "FAILED" in err.err and "training needs at least 16 rows" in err.err
+    assert "Traceback" not in err.out + err.err
+
+
+TRAINING = ["--window", "16", "--detector", "zscore"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["missing.csv", "--train-fraction", "0.2", *TRAINING], "no such file or folder"),
+        (["pump.csv", "--train-fraction", "0", *TRAINING], "between 0 and 1"),
+        (["pump.csv", *TRAINING], "say what to train on"),
+        (["pump.csv", "--train-rows", "10", "--columns", "flow"], "unknown column(s) 'flow'"),
+        (["pump.csv", "--train-rows", "10", *TRAINING], "training needs at least 16 rows"),
+        (["pump.csv", "--train-rows", "1500", *TRAINING], "nothing is left to score"),
+        (["pump.csv", "--train-file", "missing.csv", *TRAINING], "missing.csv"),
+        (["pump.csv", "--train-file", "other.csv", *TRAINING], "but model zscore-"),
+        (["pump.csv", "--model", "nowhere"], "model folder nowhere does not exist"),
+        (["pump.csv", "--model", "nowhere", "--window", "8"], "drop them"),
+    ],
+)
+def test_bad_input_gives_a_clear_message_and_no_traceback(
+    tmp_path, monkeypatch, capsys, args, message
+):
+    monkeypatch.chdir(tmp_path)
+    write_csv(tmp_path / "pump.csv")
+    pd.read_csv(tmp_path / "pump.csv").rename(columns={"pressure": "flow"}).to_csv(
+        tmp_path / "other.csv", index=False
+    )
+    assert main(["detect", *args, "--out", "out.csv", "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err + captured.out
+    assert "Traceback" not in captured.err
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_a_fraction_outside_0_1_is_an_argument_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["detect", "x.csv", "--out", "o.csv", "--train-fraction", "1.5"])
+    assert exit_info.value.code == 2
+    assert "must be between 0 and 1" in capsys.readouterr().err
+
+
+def test_detect_options_refuse_two_training_sources():
+    with pytest.raises(ConfigError, match="only one of"):
+        DetectOptions(train_fraction=0.1, train_rows=5)
