@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import secrets
 import socket
 import uuid
@@ -24,6 +25,11 @@ import pytest
 from streamae.config import Settings
 from streamae.exceptions import BrokerError
 from streamae.kafka.broker import KAFKA_VERSION, SCRAM_MECHANISM, LocalBroker
+
+# Torch's OpenMP threads spin while they wait; on cores shared with other processes
+# (the broker, other test runs) that makes small models many times slower. Set
+# before any test module imports torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
