@@ -183,6 +183,13 @@ class LocalBroker:
     def running(self) -> bool:
         return self.pid is not None
 
+    def recorded_ports(self) -> dict[str, int]:
+        """The ports of the last start on this data dir (port, controller_port, sasl_port)."""
+        try:
+            return json.loads(_read(self.data_dir / "broker.json") or "{}")
+        except ValueError:
+            return {}
+
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> LocalBroker:
         """Start the broker and return once clients can fetch metadata from it."""
@@ -202,9 +209,9 @@ class LocalBroker:
         for name, port in self._ports().items():
             if not _port_free(port):
                 raise BrokerError(
-                    f"{name} port {port} on {HOST} is already in use (another broker? "
-                    "`streamae broker status` tells); choose another with --port "
-                    "or stop what holds it"
+                    f"{name} port {port} on {HOST} is already in use by another process "
+                    "(a broker of another data dir?); choose another port "
+                    "(--port, --controller-port, --sasl-port) or stop what holds it"
                 )
         libs = resolve_kafka(self.kafka_cache)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -259,13 +266,6 @@ class LocalBroker:
     def _config_file(self) -> Path:
         return self.data_dir / "server.properties"
 
-    def recorded_ports(self) -> dict[str, int]:
-        """The ports of the last start on this data dir (port, controller_port, sasl_port)."""
-        try:
-            return json.loads(_read(self.data_dir / "broker.json") or "{}")
-        except ValueError:
-            return {}
-
     def _ports(self) -> dict[str, int]:
         ports = {"client": self.port, "controller": int(self.controller_port or 0)}
         if self.sasl_port:
@@ -319,12 +319,16 @@ class LocalBroker:
 
     def _format(self, java: str, libs: Path) -> None:
         log.info("formatting broker storage in %s", self.data_dir / "logs")
-        tool = [java, "-cp", f"{libs}/*", "kafka.tools.StorageTool"]
-        cluster_id = self._run_tool([*tool, "random-uuid"]).strip().splitlines()[-1]
-        command = [*tool, "format", "-t", cluster_id, "-c", str(self._config_file)]
+        command = [java, "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format"]
+        command += ["-t", _cluster_id(), "-c", str(self._config_file)]
         if self.sasl_port:
             command += ["--add-scram", self._scram_credential()]
-        self._run_tool(command)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        if done.returncode != 0:
+            raise BrokerError(
+                f"Kafka's StorageTool could not format {self.data_dir / 'logs'} "
+                f"(exit {done.returncode}):\n{_tail_text(done.stdout + done.stderr, 15)}"
+            )
 
     def _scram_credential(self) -> str:
         """The user's SCRAM entry for StorageTool, salted here so no clear password is passed."""
@@ -337,15 +341,6 @@ class LocalBroker:
             f"{SCRAM_MECHANISM}=[name={self.sasl_user},iterations={_SCRAM_ITERATIONS},"
             f'salt="{b64(salt).decode()}",saltedpassword="{b64(salted).decode()}"]'
         )
-
-    def _run_tool(self, command: list[str]) -> str:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-        if done.returncode != 0:
-            raise BrokerError(
-                f"Kafka's StorageTool failed ({command[4]}, exit {done.returncode}) for "
-                f"{self.data_dir}:\n{_tail_text(done.stdout + done.stderr, 15)}"
-            )
-        return done.stdout
 
     def _launch(self, java: str, libs: Path) -> subprocess.Popen[bytes]:
         if self.log_file.exists():
@@ -441,6 +436,18 @@ class LocalBroker:
                 return True
             time.sleep(0.2)
         return not self._is_ours(pid)
+
+
+def _cluster_id() -> str:
+    """A random Kafka cluster id, as ``StorageTool random-uuid`` makes (without a JVM).
+
+    Kafka's Uuid is 16 random bytes in unpadded URL-safe base64; like Kafka, skip
+    ids starting with "-", which a command line would take for an option.
+    """
+    while True:
+        text = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+        if not text.startswith("-"):
+            return text
 
 
 def _port_free(port: int) -> bool:
