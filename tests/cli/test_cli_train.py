@@ -1,0 +1,97 @@
+"""``streamae train`` end to end on small CSV files."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from streamae import artifact
+from streamae.cli import main
+
+FAST = ["--window", "16", "--hidden", "8", "--latent", "4", "--epochs", "2", "--device", "cpu"]
+
+
+def write_csv(path, n=200, sensors=("pump",), columns=("pressure", "temperature")):
+    rows = ["timestamp,sensor_id," + ",".join(columns) + ",anomaly"]
+    for sensor in sensors:
+        for i in range(n):
+            values = ",".join(f"{np.sin(i / (5 + k)) + k:.5f}" for k in range(len(columns)))
+            rows.append(f"{1_700_000_000_000 + 1000 * i},{sensor},{values},0")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_train_writes_a_loadable_model_and_prints_a_summary(tmp_path, capsys):
+    data = write_csv(tmp_path / "normal.csv", sensors=("a", "b"))
+    out = tmp_path / "model"
+    assert main(["train", "--input", str(data), "--out", str(out), "--quiet", *FAST]) == 0
+    detector = artifact.load(out, device="cpu")
+    assert detector.channels == ("pressure", "temperature")
+    assert detector.window_size == 16
+    summary = capsys.readouterr().out
+    assert f"model {detector.version}" in summary
+    assert "400 rows from 2 sensor(s) in 1 file(s)" in summary
+    assert "p50" in summary and "p99" in summary and str(out) in summary
+
+
+def test_train_options_reach_the_model(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    write_csv(folder / "one.csv", n=300)
+    write_csv(folder / "two.csv", n=300, sensors=("other",))
+    out = tmp_path / "model"
+    args = ["train", "--input", str(folder), "--out", str(out), "--quiet", *FAST]
+    args += ["--arch", "conv", "--columns", "temperature", "--max-rows", "100", "--seed", "2"]
+    args += ["--noise", "0.1", "--l1", "0.001"]
+    assert main(args) == 0
+    doc = json.loads((out / "model.json").read_text())
+    assert doc["arch"] == "conv" and doc["channels"] == ["temperature"]
+    assert doc["training_data"]["rows"] == 200 and doc["training_data"]["sensors"] == 2
+    config = doc["training"]["config"]
+    assert (config["seed"], config["noise_sigma"], config["l1_latent"]) == (2, 0.1, 0.001)
+
+
+def test_window_comes_from_the_environment_when_not_given(tmp_path, monkeypatch):
+    monkeypatch.setenv("STREAMAE_WINDOW_SIZE", "8")
+    data = write_csv(tmp_path / "normal.csv")
+    out = tmp_path / "model"
+    args = ["train", "--input", str(data), "--out", str(out), "--quiet", "--epochs", "1"]
+    assert main([*args, "--hidden", "4", "--latent", "2", "--device", "cpu"]) == 0
+    assert artifact.load(out).window_size == 8
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--columns", "nope"], "unknown column(s) 'nope'"),
+        (["--max-rows", "10"], "too few rows to train with window 16"),
+    ],
+)
+def test_bad_input_exits_2_with_a_clear_message(tmp_path, capsys, extra, message):
+    data = write_csv(tmp_path / "normal.csv")
+    args = ["train", "--input", str(data), "--out", str(tmp_path / "m"), "--quiet", *FAST]
+    assert main([*args, *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+def test_invalid_option_value_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--input", "x.csv", "--out", str(tmp_path), "--latent", "0"])
+    assert exit_info.value.code == 2
+    assert "--latent: must be > 0" in capsys.readouterr().err
+
+
+def test_missing_input_in_a_subprocess_prints_no_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "streamae", "train", "--input", str(tmp_path / "missing.csv")]
+        + ["--out", str(tmp_path / "m")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "no such file or folder" in result.stderr
+    assert "Traceback" not in result.stderr
