@@ -17,7 +17,8 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from kafka import TopicPartition
 from kafka import errors as kerr
@@ -45,6 +46,19 @@ LAG_REFRESH_S = 5.0
 # A monitor that dies should hand its partitions over within seconds. Heartbeats
 # run on kafka-python's IO thread, so a slow batch does not count against this.
 SESSION_TIMEOUT_MS = 10_000
+
+
+@dataclass
+class Decoded:
+    """One batch of records, decoded: readings with their records, and the invalid ones."""
+
+    readings: list[Reading] = field(default_factory=list)
+    origins: list[ConsumerRecord] = field(default_factory=list)
+    invalid: list[tuple[ConsumerRecord, str]] = field(default_factory=list)
+
+
+def _position(item: tuple[ConsumerRecord, str]) -> tuple[int, int]:
+    return item[0].partition, item[0].offset
 
 
 class Monitor:
@@ -87,7 +101,7 @@ class Monitor:
             while not stop.is_set() and time.monotonic() < deadline:
                 self.step()
             # Readings held back for reordering are consumed already: score them now.
-            self._publish(self.pipeline.flush(), [], [])
+            self._publish(self.pipeline.flush(), Decoded())
             self.checkpoint(self._commit)
         except BaseException:
             self._offsets.clear()  # never commit what may not have been published
@@ -101,9 +115,9 @@ class Monitor:
             batch = self._consumer.poll(timeout_ms=self.settings.max_batch_wait_ms)
         records = [record for part in batch.values() for record in part]
         if records:
-            readings, origins = self._decode(records)
-            output = self.pipeline.process(readings)
-            self._publish(output, readings, origins)
+            decoded = self._decode(records)
+            output = self.pipeline.process(decoded.readings)
+            self._publish(output, decoded)
             for tp, part in batch.items():
                 self._offsets[tp] = part[-1].offset + 1
             self.metrics.readings.inc(len(records))
@@ -111,28 +125,28 @@ class Monitor:
         self.checkpoint(self._commit)
         self._tick()
 
-    def _decode(self, records: Iterable[ConsumerRecord]) -> tuple[list[Reading], list]:
-        """The valid readings and the record each came from; dead-letter the rest."""
-        readings, origins = [], []
+    def _decode(self, records: Iterable[ConsumerRecord]) -> Decoded:
+        """The valid readings, the record each came from, and the invalid records."""
+        decoded = Decoded()
         for record in records:
             try:
                 reading = decode_reading(record.value)
             except InvalidReading as exc:
-                self._dead_letter(record, str(exc))
+                decoded.invalid.append((record, str(exc)))
                 continue
-            readings.append(reading)
-            origins.append(record)
+            decoded.readings.append(reading)
+            decoded.origins.append(record)
             self._partition_of[reading.sensor_id] = TopicPartition(record.topic, record.partition)
-        return readings, origins
+        return decoded
 
-    def _publish(
-        self, output: Output, readings: Sequence[Reading], origins: Sequence[ConsumerRecord]
-    ) -> None:
-        """Send scores, alerts and rejected readings (dead letters) to their topics."""
-        for index, reason in output.rejected:
-            self._dead_letter(origins[index], reason)
+    def _publish(self, output: Output, decoded: Decoded) -> None:
+        """Send dead letters (invalid or rejected records, in offset order), scores and alerts."""
+        rejected = [(decoded.origins[index], reason) for index, reason in output.rejected]
+        for record, error in sorted(decoded.invalid + rejected, key=_position):
+            self._dead_letter(record, error)
         stamps = {
-            (r.sensor_id, r.ts_ms): o.timestamp for r, o in zip(readings, origins, strict=True)
+            (r.sensor_id, r.ts_ms): o.timestamp
+            for r, o in zip(decoded.readings, decoded.origins, strict=True)
         }
         settings = self.settings
         for score in output.scores:

@@ -1,0 +1,164 @@
+"""The monitor loop against the real broker, run in a thread of the test process."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+from streamae.detectors.zscore import ZScoreDetector
+from streamae.messages import decode_alert, decode_dead_letter, decode_score
+from streamae.monitor.service import MAX_DEAD_LETTER_RAW
+from streamae.tables import SensorSeries
+
+from .conftest import monitor_thread
+from .scenario import ALERT_SETTINGS, DetectorSpec, match_alerts, spike_run
+
+pytestmark = pytest.mark.kafka
+
+SPEC = DetectorSpec()
+
+
+def wait_for(predicate, timeout_s: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_every_simulated_spike_event_opens_exactly_one_alert(monitor_settings, kio):
+    settings = monitor_settings.replace(**ALERT_SETTINGS)
+    run = spike_run(SPEC, streamed=2000)
+    kio.produce_readings(run.readings)
+    with monitor_thread(settings, SPEC.registry()):
+        kio.wait_consumed(settings.group_id, settings.readings_topic)
+    alerts = [decode_alert(r.value) for r in kio.read(settings.alerts_topic)]
+    scores = kio.read(settings.scores_topic)
+    per_event, unmatched = match_alerts(alerts, run.events)
+    opened = [a for a in alerts if a.state == "open"]
+    print(
+        f"\nsimulator → monitor: {len(run.readings)} readings, {len(scores)} scores, "
+        f"{len(run.expected)} spike events expected, {len(opened)} alerts opened, "
+        f"{sum(1 for e in run.expected if run.events.index(e) in per_event)} events alerted, "
+        f"{len(unmatched)} alerts outside events"
+    )
+    for event in run.expected:
+        got = per_event.get(run.events.index(event), [])
+        assert len(got) == 1, f"{event}: {len(got)} alerts"
+        assert got[0].sensor_id == event.sensor_id
+    assert unmatched == []
+    assert len({a.alert_id for a in opened}) == len(opened)
+
+
+def test_normal_traffic_opens_no_alert(monitor_settings, kio):
+    settings = monitor_settings.replace(**ALERT_SETTINGS)
+    run = spike_run(SPEC, streamed=2000, anomaly_rate=0.0)
+    kio.produce_readings(run.readings)
+    with monitor_thread(settings, SPEC.registry()):
+        kio.wait_consumed(settings.group_id, settings.readings_topic)
+    scores = kio.read(settings.scores_topic)
+    alerts = kio.read(settings.alerts_topic)
+    print(
+        f"\nnormal traffic: {len(run.readings)} readings, {len(scores)} scores, {len(alerts)} alerts"
+    )
+    assert len(scores) == SPEC.sensors * (2000 - SPEC.window + 1)
+    assert alerts == []
+
+
+def two_channel_detector(window: int = 4) -> ZScoreDetector:
+    """A z-score detector over channels a, b (standard normal)."""
+    ts = np.arange(400, dtype=np.int64)
+    values = np.random.default_rng(0).normal(size=(400, 2))
+    series = SensorSeries("s1", ts, values, ("a", "b"), None, None)
+    return ZScoreDetector.fit([series], window)
+
+
+def good(ts: int) -> bytes:
+    return b'{"sensor_id": "s1", "ts": %d, "values": {"a": 0.1, "b": -0.2}}' % ts
+
+
+# (raw value, a fragment the dead letter's reason must contain)
+JUNK = [
+    (b"\xff\xfe not json", "not valid UTF-8 JSON"),
+    (b'{"sensor_id": "s1", "ts": 5}', "values: missing"),
+    (b'{"sensor_id": 7, "ts": 1, "value": 1.0}', "sensor_id: Expected `str`, got `int`"),
+    (b'{"sensor_id": "s1", "ts": "soon", "value": 1.0}', "ts: 'soon' is not ISO-8601"),
+    (b'{"sensor_id": "s1", "ts": 1, "values": {"a": NaN, "b": 1}}', "not valid UTF-8 JSON"),
+    (b'{"sensor_id": "s1", "ts": 1, "values": {"a": 1e999, "b": 1}}', "Number out of range"),
+    (
+        b'{"sensor_id": "s1", "ts": 1, "values": {"a": 1, "b": 2}, "pad": "'
+        + b"x" * 5_000_000
+        + b'"}',
+        "over the 1000000 limit",
+    ),
+    (
+        b'{"sensor_id": "s1", "ts": 1500, "values": {"a": 1, "c": 2}}',
+        "channels {a, c} do not match the model's {a, b}",
+    ),
+    (None, "tombstone"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_junk_goes_to_dead_letter_and_the_readings_around_it_are_scored(monitor_settings, kio):
+    settings = monitor_settings.replace(metrics_port=free_port())
+    kio.create_topic(settings.readings_topic, 1, **{"max.message.bytes": str(8 * 2**20)})
+    # Good readings 1000..1019, a junk record after every other one.
+    messages, junk_at = [], {}
+    for i in range(20):
+        messages.append((b"s1", good(1000 + i)))
+        if i % 2 == 0 and i // 2 < len(JUNK):
+            junk_at[len(messages)] = JUNK[i // 2]
+            messages.append((b"s1", JUNK[i // 2][0]))
+    kio.produce(settings.readings_topic, messages, max_request_size=8 * 2**20)
+
+    with monitor_thread(settings, two_channel_detector()) as monitor:
+        kio.wait_consumed(settings.group_id, settings.readings_topic)
+        with urllib.request.urlopen(f"http://127.0.0.1:{settings.metrics_port}/metrics") as page:
+            metrics = page.read().decode()
+        assert monitor.metrics.totals()["dead_letters"] == len(JUNK)
+
+    letters = [decode_dead_letter(r.value) for r in kio.read(settings.dead_letter_topic)]
+    scores = [decode_score(r.value) for r in kio.read(settings.scores_topic)]
+    print(f"\njunk: {len(messages)} records, {len(letters)} dead letters, {len(scores)} scores")
+    for letter in letters:
+        print(f"  offset {letter.offset}: {letter.error[:110]}")
+    assert [letter.offset for letter in letters] == sorted(junk_at)
+    for letter in letters:
+        raw, reason = junk_at[letter.offset]
+        assert reason in letter.error
+        assert (letter.topic, letter.partition, letter.key) == (settings.readings_topic, 0, "s1")
+        if raw is not None and len(raw) < 100_000:
+            assert base64.b64decode(letter.raw) == raw
+    huge = next(letter for letter in letters if "over the" in letter.error)
+    assert len(base64.b64decode(huge.raw)) == MAX_DEAD_LETTER_RAW
+    # Every good reading is in a window: the first complete at 1003, then one per reading.
+    assert [s.ts for s in scores] == list(range(1003, 1020))
+    assert f"streamae_dead_lettered_total {len(JUNK)}.0" in metrics
+    assert f"streamae_readings_consumed_total {len(messages)}.0" in metrics
+    assert "streamae_windows_scored_total 17.0" in metrics
+    assert "streamae_score_latency_seconds_count 17.0" in metrics
+
+
+def test_a_ready_window_is_scored_without_waiting_for_more_traffic(monitor_settings, kio):
+    """One reading at a time: each completes a window that is published on its own."""
+    settings = monitor_settings
+    kio.create_topic(settings.readings_topic, 1)
+    with monitor_thread(settings, two_channel_detector()):
+        for i in range(6):
+            kio.produce(settings.readings_topic, [(b"s1", good(2000 + i))])
+            expected = max(0, i - 2)
+            wait_for(
+                lambda n=expected: len(kio.read(settings.scores_topic)) >= n,
+                what=f"{expected} score(s) after reading {i}",
+            )
+            assert len(kio.read(settings.scores_topic)) == expected
