@@ -57,7 +57,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", required=True, metavar="MODEL_DIR", help="model folder to write")
     parser.add_argument(
-        "--arch", choices=sorted(ARCHITECTURES), default=DEFAULTS.arch, help="model architecture"
+        "--arch",
+        choices=sorted(ARCHITECTURES),
+        default=DEFAULTS.arch,
+        help="model architecture (default: %(default)s)",
     )
     parser.add_argument(
         "--window",
@@ -67,36 +70,59 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="readings per window (default: STREAMAE_WINDOW_SIZE or 64)",
     )
     parser.add_argument(
-        "--epochs", type=positive_int, default=DEFAULTS.epochs, metavar="N", help="max epochs"
+        "--epochs",
+        type=positive_int,
+        default=DEFAULTS.epochs,
+        metavar="N",
+        help="most epochs to train (default: %(default)s)",
     )
     parser.add_argument(
-        "--latent", type=positive_int, default=DEFAULTS.latent, metavar="N", help="bottleneck size"
+        "--latent",
+        type=positive_int,
+        default=DEFAULTS.latent,
+        metavar="N",
+        help="bottleneck size (default: %(default)s)",
     )
     parser.add_argument(
-        "--hidden", type=positive_int, default=DEFAULTS.hidden, metavar="N", help="hidden units"
+        "--hidden",
+        type=positive_int,
+        default=DEFAULTS.hidden,
+        metavar="N",
+        help="hidden units or conv filters (default: %(default)s)",
     )
     parser.add_argument(
         "--layers",
         type=positive_int,
         default=DEFAULTS.layers,
         metavar="N",
-        help="LSTM layers / conv stages",
+        help="LSTM layers or stride-2 conv stages (default: %(default)s)",
     )
-    parser.add_argument("--batch-size", type=positive_int, default=DEFAULTS.batch_size, metavar="N")
-    parser.add_argument("--lr", type=positive_float, default=DEFAULTS.lr, help="learning rate")
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=DEFAULTS.batch_size,
+        metavar="N",
+        help="windows per training step (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lr",
+        type=positive_float,
+        default=DEFAULTS.lr,
+        help="Adam learning rate (default: %(default)s)",
+    )
     parser.add_argument(
         "--patience",
         type=positive_int,
         default=DEFAULTS.patience,
         metavar="N",
-        help="stop after N epochs without a better validation loss",
+        help="stop after N epochs without a better validation loss (default: %(default)s)",
     )
     parser.add_argument(
         "--val-fraction",
         type=fraction,
         default=DEFAULTS.val_fraction,
         metavar="F",
-        help="share of each sensor's windows held back for validation",
+        help="share of each sensor's windows held back for validation (default: %(default)s)",
     )
     parser.add_argument(
         "--noise",
@@ -112,7 +138,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="LAMBDA",
         help="sparse latent penalty weight",
     )
-    parser.add_argument("--seed", type=non_negative_int, default=DEFAULTS.seed, metavar="K")
+    parser.add_argument(
+        "--seed",
+        type=non_negative_int,
+        default=DEFAULTS.seed,
+        metavar="K",
+        help="random seed; the same seed gives the same model on CPU (default: %(default)s)",
+    )
     parser.add_argument(
         "--device", choices=DEVICES, help="auto, cpu or cuda (default: STREAMAE_DEVICE or auto)"
     )
