@@ -7,8 +7,9 @@ files of a folder play side by side: each file's clock starts when the replay
 starts, so recordings made on different days still run concurrently, while the
 messages keep their recorded timestamps. Within a file, rows go out in time order.
 
-``produce`` paces any ``(due_ms, Reading)`` stream: ``speed`` times real time by
-``due_ms``, or as fast as the producer goes; the simulator uses it too.
+``ReadingSender`` (or ``produce``) paces any ``(due_ms, Reading)`` stream: ``speed``
+times real time by ``due_ms``, or as fast as the producer goes; the simulator uses
+it too.
 
 >>> recording = load_recording("data/valve1/")                  # doctest: +SKIP
 >>> produce(Settings.load(), recording.readings(), speed=10.0)  # doctest: +SKIP
@@ -39,7 +40,7 @@ PACE_SLICE_S = 0.005
 # Bounds on how long a send may block and a record may wait for the broker, so a
 # broker that goes away ends the run with an error instead of a hang.
 MAX_BLOCK_MS = 30_000
-DELIVERY_TIMEOUT_MS = 30_000
+DELIVERY_TIMEOUT_MS = 60_000  # must exceed linger + the 30 s request timeout
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,30 +113,42 @@ def load_recording(
     return Recording(series, clock_starts, skipped)
 
 
-def produce(
-    settings: Settings,
-    readings: Iterable[tuple[int, Reading]],
-    *,
-    speed: float | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> int:
-    """Send ``(due_ms, reading)`` pairs to the readings topic; return how many were sent.
+class ReadingSender:
+    """A producer for the readings topic, connected (and the topic created) on construction.
 
-    With ``speed``, a reading goes out ``(due_ms - first due_ms) / speed`` ms after the
-    first; without, as fast as the producer takes them. The topic is created when
-    missing, and the producer is flushed at the end, so a return means every
-    reading was acknowledged.
+    >>> with ReadingSender(settings) as sender:                     # doctest: +SKIP
+    ...     sender.send(recording.readings(), speed=10.0)
     """
-    topic = settings.readings_topic
-    ensure_topics(settings, {topic: READINGS_PARTITIONS})
-    producer = make_producer(
-        settings, linger_ms=20, max_block_ms=MAX_BLOCK_MS, delivery_timeout_ms=DELIVERY_TIMEOUT_MS
-    )
-    failures: list[BaseException] = []
-    sent = 0
-    try:
-        with kafka_errors(settings, f"sending readings to topic {topic!r}"):
-            clock: tuple[float, int] | None = None
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.topic = settings.readings_topic
+        ensure_topics(settings, {self.topic: READINGS_PARTITIONS})
+        self._producer = make_producer(
+            settings,
+            linger_ms=20,
+            max_block_ms=MAX_BLOCK_MS,
+            delivery_timeout_ms=DELIVERY_TIMEOUT_MS,
+        )
+
+    def send(
+        self,
+        readings: Iterable[tuple[int, Reading]],
+        *,
+        speed: float | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Send ``(due_ms, reading)`` pairs (key = sensor id); return how many were sent.
+
+        With ``speed``, a reading goes out ``(due_ms - first due_ms) / speed`` ms after
+        the first; without, as fast as the producer takes them. Returns once the
+        broker acknowledged every reading; raises ``KafkaUnavailable`` if one failed.
+        """
+        producer, topic = self._producer, self.topic
+        failures: list[BaseException] = []
+        sent = 0
+        clock: tuple[float, int] | None = None
+        with kafka_errors(self.settings, f"sending readings to topic {topic!r}"):
             for due_ms, reading in readings:
                 if speed:
                     clock = clock or (time.monotonic(), due_ms)
@@ -152,14 +165,33 @@ def produce(
                 if failures:
                     break
             producer.flush()
-    finally:
-        producer.close(timeout=5)
-    if failures:
-        raise KafkaUnavailable(
-            f"readings were not delivered to topic {topic!r} at {settings.bootstrap_servers}: "
-            f"{failures[0]}; check that the broker is up"
-        )
-    return sent
+        if failures:
+            raise KafkaUnavailable(
+                f"readings were not delivered to topic {topic!r} at "
+                f"{self.settings.bootstrap_servers}: {failures[0]}; check that the broker is up"
+            )
+        return sent
+
+    def close(self) -> None:
+        self._producer.close(timeout=5)
+
+    def __enter__(self) -> ReadingSender:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def produce(
+    settings: Settings,
+    readings: Iterable[tuple[int, Reading]],
+    *,
+    speed: float | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Connect, send ``readings`` as ``ReadingSender.send`` does, close; return the count."""
+    with ReadingSender(settings) as sender:
+        return sender.send(readings, speed=speed, progress=progress)
 
 
 def _rows(series: SensorSeries, keep: np.ndarray) -> SensorSeries:

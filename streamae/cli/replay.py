@@ -7,7 +7,7 @@ import itertools
 
 from streamae.cli.options import add_kafka_options, positive_int, settings_from
 from streamae.cli.simulate import progress_bar
-from streamae.replay import load_recording, produce
+from streamae.replay import ReadingSender, load_recording
 
 EPILOG = """\
 columns:
@@ -86,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
     recording = load_recording(args.path, columns=columns, sensor_id=args.sensor_id)
     total = len(recording) if args.limit is None else min(args.limit, len(recording))
     readings = itertools.islice(recording.readings(), total)
-    with progress_bar(total) as bar:
-        sent = produce(settings, readings, speed=args.speed, progress=bar.update)
+    with ReadingSender(settings) as sender, progress_bar(total) as bar:
+        sent = sender.send(readings, speed=args.speed, progress=bar.update)
     pace = "as fast as possible" if args.speed is None else f"at {args.speed:g}x real time"
     skipped = (
         f", left out {recording.skipped_rows} rows with missing values"

@@ -17,7 +17,7 @@ from streamae.cli.options import (
 )
 from streamae.exceptions import InvalidReading
 from streamae.messages import format_ts, parse_ts
-from streamae.replay import produce
+from streamae.replay import ReadingSender
 from streamae.simulate import ANOMALY_KINDS, DEFAULT_START_MS, Simulator, length_for
 from streamae.simulate.output import check_out, write_run
 
@@ -150,19 +150,18 @@ def run(args: argparse.Namespace) -> int:
         f"{args.sensors} sensors, {len(events)} anomaly events, "
         f"{sum(e.stop - e.start for e in events)} labelled readings"
     )
-    with progress_bar(simulator.total) as bar:
-        if args.out is not None:
-            paths = write_run(simulator, args.out, progress=bar.update)
-        else:
-            readings = ((reading.ts_ms, reading) for reading in simulator.readings())
-            sent = produce(settings, readings, speed=1.0, progress=bar.update)
     if args.out is not None:
+        with progress_bar(simulator.total) as bar:
+            paths = write_run(simulator, args.out, progress=bar.update)
         print(f"wrote {simulator.total} readings ({detail}) to {args.out}; events in {paths[-1]}")
-    else:
-        print(
-            f"sent {sent} readings ({detail}) to topic {settings.readings_topic!r} at "
-            f"{settings.bootstrap_servers}"
-        )
+        return 0
+    readings = ((reading.ts_ms, reading) for reading in simulator.readings())
+    with ReadingSender(settings) as sender, progress_bar(simulator.total) as bar:
+        sent = sender.send(readings, speed=1.0, progress=bar.update)
+    print(
+        f"sent {sent} readings ({detail}) to topic {settings.readings_topic!r} at "
+        f"{settings.bootstrap_servers}"
+    )
     return 0
 
 

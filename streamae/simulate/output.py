@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -152,4 +152,5 @@ def _writing(path: Path) -> Iterator[Path]:
             "choose another output path"
         ) from exc
     finally:
-        part.unlink(missing_ok=True)
+        with suppress(OSError):  # nothing to clean up when the folder itself is unusable
+            part.unlink(missing_ok=True)

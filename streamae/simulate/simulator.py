@@ -4,7 +4,8 @@ Sensor ``i`` of ``S`` emits reading ``t`` at ``start + (t * S + i) * 1000 / rate
 sensor at ``rate / S`` readings/s, staggered so that all of them together give a
 steady ``rate``. Each sensor draws its parameters, noise and events from seeds
 derived from ``(seed, i)``, so a sensor is the same whatever the number of sensors,
-and a longer run starts with the readings of a shorter one. The normal readings do
+and a longer run holds the events of a shorter one (plus those that did not fit
+before its end) over the same normal readings. The normal readings do
 not depend on the anomaly rate: ``anomaly_rate=0`` gives the clean twin of a run.
 
 >>> series, events = simulate(sensors=2, readings_per_sensor=1000, anomaly_rate=0.1, seed=1)
