@@ -5,6 +5,7 @@ long run slice by slice (the ``simulate`` command); ``write_run`` saves one to f
 """
 
 from streamae.simulate.anomalies import ANOMALY_KINDS, max_anomaly_rate
+from streamae.simulate.output import write_run
 from streamae.simulate.signals import SensorModel, channel_names
 from streamae.simulate.simulator import (
     DEFAULT_START_MS,
@@ -26,4 +27,5 @@ __all__ = [
     "length_for",
     "max_anomaly_rate",
     "simulate",
+    "write_run",
 ]

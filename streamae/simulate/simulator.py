@@ -3,10 +3,11 @@
 Sensor ``i`` of ``S`` emits reading ``t`` at ``start + (t * S + i) * 1000 / rate`` ms: every
 sensor at ``rate / S`` readings/s, staggered so that all of them together give a
 steady ``rate``. Each sensor draws its parameters, noise and events from seeds
-derived from ``(seed, i)``, so a sensor is the same whatever the number of sensors,
-and a longer run holds the events of a shorter one (plus those that did not fit
-before its end) over the same normal readings. The normal readings do
-not depend on the anomaly rate: ``anomaly_rate=0`` gives the clean twin of a run.
+derived from ``(seed, i)``, so its values do not depend on the number of sensors
+(only its timestamps do), and a longer run holds the events of a shorter one (plus
+those that did not fit before its end) over the same normal readings. The normal
+readings do not depend on the anomaly rate either: ``anomaly_rate=0`` gives the
+clean twin of a run.
 
 >>> series, events = simulate(sensors=2, readings_per_sensor=1000, anomaly_rate=0.1, seed=1)
 >>> [s.sensor_id for s in series], series[0].values.shape
