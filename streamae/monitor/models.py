@@ -41,6 +41,7 @@ def load_detectors(settings: Settings) -> DetectorRegistry:
             "no model given: pass --model MODEL_DIR (a folder written by `streamae train`) "
             f"or set {Settings.env_var('model_path')}"
         )
+    routes = parse_model_map(settings.model_map)  # a typo fails before any model loads
     loaded: dict[str, Detector] = {}
 
     def load(folder: str) -> Detector:
@@ -50,5 +51,4 @@ def load_detectors(settings: Settings) -> DetectorRegistry:
         return loaded[folder]
 
     default = load(settings.model_path)
-    routes = [(pattern, load(folder)) for pattern, folder in parse_model_map(settings.model_map)]
-    return DetectorRegistry(default, routes)
+    return DetectorRegistry(default, [(pattern, load(folder)) for pattern, folder in routes])

@@ -82,6 +82,8 @@ class Monitor:
         self._on_alert = on_alert
         self._consumer = None
         self._producer = None
+        #: The readings partitions this monitor owns now.
+        self.assigned: set[TopicPartition] = set()
         self._partition_of: dict[str, TopicPartition] = {}  # sensor → where its readings arrive
         self._open_alerts: dict[str, set[str]] = {}  # sensor → ids of its open alerts
         # Since the last checkpoint: sends in flight, next offset per partition,
@@ -238,10 +240,12 @@ class Monitor:
 
     def keep_only(self, assigned: set[TopicPartition]) -> None:
         """After a rebalance: forget the sensors whose partitions went to another monitor."""
+        self.assigned = set(assigned)
         self.forget(s for s, tp in self._partition_of.items() if tp not in assigned)
 
     def drop(self, lost: set[TopicPartition]) -> None:
         """Evicted: discard state and uncommitted offsets of ``lost``."""
+        self.assigned -= lost
         for tp in lost:
             self._offsets.pop(tp, None)
         self.forget(s for s, tp in self._partition_of.items() if tp in lost)
@@ -332,3 +336,9 @@ class Monitor:
         finally:
             self._consumer = self._producer = None
             self.metrics.close()
+        totals = self.metrics.totals()
+        log.info(
+            "monitor stopped: %d readings consumed, %d windows scored, %d alerts opened, "
+            "%d closed, %d dead-lettered",
+            *(totals[k] for k in ("readings", "windows", "opened", "closed", "dead_letters")),
+        )

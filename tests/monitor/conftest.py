@@ -32,8 +32,11 @@ class KafkaIO:
         self.settings = settings
 
     def create_topic(self, topic: str, partitions: int, **configs: str) -> None:
+        """Create ``topic`` unless it exists."""
         admin = make_admin(self.settings)
         try:
+            if topic in admin.list_topics():
+                return
             spec = {"num_partitions": partitions, "replication_factor": -1, "configs": configs}
             admin.create_topics({topic: spec})
             admin.wait_for_topics([topic])
@@ -56,7 +59,7 @@ class KafkaIO:
         return count
 
     def produce_readings(self, readings: Iterable[Reading], partitions: int = 4) -> int:
-        """Create the readings topic with ``partitions``, then send ``readings`` keyed by sensor."""
+        """Send ``readings`` keyed by sensor (creating the topic with ``partitions`` if needed)."""
         self.create_topic(self.settings.readings_topic, partitions)
         return self.produce(
             self.settings.readings_topic,
@@ -69,6 +72,8 @@ class KafkaIO:
         try:
             parts = consumer.partitions_for_topic(topic) or set()
             tps = [TopicPartition(topic, p) for p in sorted(parts)]
+            if not tps:  # not created yet
+                return []
             consumer.assign(tps)
             consumer.seek_to_beginning(*tps)
             ends = consumer.end_offsets(tps)
@@ -225,3 +230,21 @@ def monitor_processes(tmp_path: Path) -> Iterator[Callable[..., MonitorProcess]]
     for proc in started:
         if proc.process.poll() is None:
             proc.kill()
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    """Tiny conv autoencoders (window 8) trained in seconds: {channels: model folder}."""
+    from streamae import artifact
+    from streamae.simulate import simulate
+    from streamae.training import TrainConfig, train_detector
+
+    folders = {}
+    for channels in (3, 1):
+        normal = simulate(sensors=2, readings_per_sensor=400, channels=channels, seed=1)
+        config = TrainConfig(
+            arch="conv", window=8, hidden=8, latent=2, epochs=2, max_windows=500, device="cpu"
+        )
+        detector = train_detector(normal.series, config, progress=False)
+        folders[channels] = artifact.save(detector, tmp_path_factory.mktemp(f"model-{channels}ch"))
+    return folders

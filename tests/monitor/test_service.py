@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from streamae.detectors.zscore import ZScoreDetector
-from streamae.messages import decode_alert, decode_dead_letter, decode_score
+from streamae.messages import Reading, decode_alert, decode_dead_letter, decode_score
 from streamae.monitor.service import MAX_DEAD_LETTER_RAW
 from streamae.tables import SensorSeries
 
@@ -162,3 +162,40 @@ def test_a_ready_window_is_scored_without_waiting_for_more_traffic(monitor_setti
                 what=f"{expected} score(s) after reading {i}",
             )
             assert len(kio.read(settings.scores_topic)) == expected
+
+
+def test_a_rebalance_forgets_the_sensors_whose_partitions_moved(monitor_settings, kio):
+    settings = monitor_settings
+    detector = two_channel_detector()
+    sensors = [f"s{i}" for i in range(8)]
+
+    def readings(start: int, count: int) -> list[Reading]:
+        values = {"a": 0.1, "b": -0.2}
+        return [Reading(s, ts, values) for ts in range(start, start + count) for s in sensors]
+
+    kio.produce_readings(readings(0, 10))
+    where = {r.key.decode(): r.partition for r in kio.read(settings.readings_topic)}
+    with monitor_thread(settings, detector) as first:
+        kio.wait_consumed(settings.group_id, settings.readings_topic)
+        assert sorted(first.pipeline.sensors()) == sensors
+        with monitor_thread(settings, detector) as second:
+
+            def split() -> bool:
+                mine, theirs = first.assigned, second.assigned
+                return bool(mine and theirs and not mine & theirs and len(mine | theirs) == 4)
+
+            wait_for(split, what="the group to settle on two members")
+            kept = {s for s in sensors if where[s] in {tp.partition for tp in first.assigned}}
+            assert set(first.pipeline.sensors()) == kept
+            assert second.pipeline.sensors() == []
+            kio.produce_readings(readings(10, 10))
+            kio.wait_consumed(settings.group_id, settings.readings_topic)
+            moved = set(second.pipeline.sensors())
+    assert moved == set(sensors) - kept and kept and moved
+    scores = [decode_score(r.value) for r in kio.read(settings.scores_topic)]
+    late = [s for s in scores if s.ts >= 10]
+    print(f"\nrebalance: kept {sorted(kept)}, moved {sorted(moved)}")
+    # A kept sensor's window continues; a moved one starts empty and needs 4 new readings.
+    for sensor in sensors:
+        got = sorted(s.ts for s in late if s.sensor_id == sensor)
+        assert got == list(range(10, 20) if sensor in kept else range(13, 20)), sensor

@@ -1,0 +1,109 @@
+"""``streamae monitor`` as a user runs it: a real model folder, signals, exit codes."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from streamae import artifact
+from streamae.cli import main
+from streamae.messages import Reading, decode_dead_letter, decode_score
+from streamae.simulate import simulate
+
+from .conftest import settings_env
+
+
+def run_cli(*args: str, env: dict[str, str], timeout_s: float = 90) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "streamae", "monitor", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_help_lists_the_options(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["monitor", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--model", "--bootstrap-servers", "--group", "--model-map", "--metrics-port"):
+        assert option in out
+    assert "--max-runtime" in out and "--from-beginning" in out
+
+
+def test_no_model_is_one_clear_line_and_exit_2(capsys, monkeypatch):
+    monkeypatch.delenv("STREAMAE_MODEL_PATH", raising=False)
+    assert main(["monitor", "--bootstrap-servers", "127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert "no model given: pass --model MODEL_DIR" in err and "Traceback" not in err
+
+
+def test_an_unreachable_broker_is_a_clear_error_without_traceback(tiny_models):
+    server = f"127.0.0.1:{closed_port()}"
+    result = run_cli("--model", str(tiny_models[3]), "--bootstrap-servers", server, env=_env())
+    print(f"\nunreachable broker: exit {result.returncode}: {result.stderr.strip()[-300:]}")
+    assert result.returncode == 2
+    assert f"Kafka at {server} is not reachable" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.kafka
+def test_refused_credentials_are_a_clear_error_without_traceback(make_kafka_settings, tiny_models):
+    settings = make_kafka_settings(sasl=True, sasl_password="not-the-password")
+    result = run_cli("--model", str(tiny_models[3]), env=_env(settings_env(settings)))
+    print(f"\nwrong password: exit {result.returncode}: {result.stderr.strip()[-300:]}")
+    assert result.returncode == 2
+    assert "refused user 'streamae-test'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.kafka
+def test_a_model_map_routes_sensors_and_sigterm_stops_cleanly(
+    monitor_settings, kio, tiny_models, monitor_processes
+):
+    """sensor-* → the default 3-channel model; one-* → a 1-channel model by the map."""
+    settings = monitor_settings
+    three = simulate(sensors=1, readings_per_sensor=40, channels=3, seed=2).readings()
+    one = simulate(sensors=1, readings_per_sensor=40, channels=1, seed=2).readings()
+    mapped = [Reading("one-1", r.ts_ms, r.values) for r in one]
+    # A 3-channel reading from a sensor the map gives to the 1-channel model.
+    wrong = [Reading("one-2", r.ts_ms, r.values) for r in three[:5]]
+    kio.produce_readings(three + mapped + wrong)
+    proc = monitor_processes(
+        settings, "--model-map", f"one-*={tiny_models[1]}", model_dir=tiny_models[3]
+    )
+    kio.wait_consumed(settings.group_id, settings.readings_topic, alive=proc.check_alive)
+    time.sleep(0.5)  # let it idle in poll(): SIGTERM must still end it cleanly
+    code = proc.stop()
+    print(f"\nmonitor CLI: exit {code} after SIGTERM; log tail:\n{proc.log()[-600:]}")
+    assert code == 0
+    assert "monitor stopped: 85 readings consumed" in proc.log()
+    scores = [decode_score(r.value) for r in kio.read(settings.scores_topic)]
+    letters = [decode_dead_letter(r.value) for r in kio.read(settings.dead_letter_topic)]
+    versions = {channels: artifact.load(path).version for channels, path in tiny_models.items()}
+    by_sensor = {s: [x for x in scores if x.sensor_id == s] for s in ("sensor-000", "one-1")}
+    assert len(by_sensor["sensor-000"]) == len(by_sensor["one-1"]) == 40 - 8 + 1
+    assert {x.model_version for x in by_sensor["sensor-000"]} == {versions[3]}
+    assert {x.model_version for x in by_sensor["one-1"]} == {versions[1]}
+    assert len(letters) == 5
+    one_channel = artifact.load(tiny_models[1]).channels[0]
+    assert all(f"do not match the model's {{{one_channel}}}" in x.error for x in letters)
+
+
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMAE_")}
+    return env | (extra or {})
