@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Install Debian's headless-capable Chromium and its matching chromedriver for the
-# dashboard's real-browser test. selenium-manager cannot download browsers here, so
-# the distribution packages are the only source. Idempotent: does nothing when both
-# binaries are already present.
+# Install Debian's headless-capable Chromium, its matching chromedriver and a colour
+# emoji font (the dashboard marks states with emoji) for the dashboard's real-browser
+# test. selenium-manager cannot download browsers here, so the distribution packages
+# are the only source. Idempotent: does nothing when all three are already present.
 set -euo pipefail
 
-if [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]]; then
+EMOJI_FONT=/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
+if [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver && -f $EMOJI_FONT ]]; then
     exit 0
 fi
 
@@ -22,5 +23,5 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get update -qq
-"${SUDO[@]}" apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-dejavu-core >/dev/null
+"${SUDO[@]}" apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-dejavu-core fonts-noto-color-emoji >/dev/null
 /usr/bin/chromium --version

@@ -106,6 +106,9 @@ def streamlit_command(settings: Settings) -> list[str]:
         "none",
         "--browser.gatherUsageStats",
         "false",
+        # Operators get the page, not Streamlit's developer menu and deploy button.
+        "--client.toolbarMode",
+        "minimal",
     ]
 
 

@@ -28,6 +28,8 @@ from streamae.messages import Alert, Score, decode_alert, decode_score
 
 log = logging.getLogger(__name__)
 
+# Where a test or demo puts its own feed in ``st.session_state`` for the page to use.
+FEED_KEY = "streamae_feed"
 POLL_MS = 200
 MAX_POLL_RECORDS = 5000
 # How often to look for new partitions and check the broker still answers.

@@ -27,7 +27,7 @@ OVERVIEW_COLUMNS = [
     "score",
     "threshold",
     "ratio",
-    "age_s",
+    "last_score",
     "open_alerts",
     "model",
 ]
@@ -95,7 +95,7 @@ def overview_frame(
 ) -> pd.DataFrame:
     """One row per sensor: alerting first, then by score / threshold (highest first), then id.
 
-    ``age_s`` is the seconds since the monitor published the sensor's newest score.
+    ``last_score`` says how long ago the monitor published the sensor's newest score.
     """
     open_counts = open_alerts_by_sensor(alerts)
     rows = []
@@ -111,7 +111,7 @@ def overview_frame(
                 score.score,
                 score.threshold,
                 ratio,
-                max(0, now_ms - item.published_ms) / 1000,
+                format_duration(now_ms - item.published_ms) + " ago",
                 count,
                 score.model_version,
             )
