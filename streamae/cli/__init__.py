@@ -13,21 +13,21 @@ import sys
 
 from streamae.exceptions import StreamaeError
 
-# Command modules under streamae.cli, in the order --help lists them.
-COMMANDS = (
-    "broker",
-    "simulate",
-    "replay",
-    "train",
-    "detect",
-    "monitor",
-    "dashboard",
-    "evaluate",
-    "benchmark",
-    "bench",
-)
-
-log = logging.getLogger("streamae")
+# Command modules under streamae.cli with their one-line summaries, in --help order.
+# Only the command being run is imported, so `streamae broker status` does not
+# pay for importing torch.
+COMMANDS = {
+    "broker": "start, stop or check the local Apache Kafka broker",
+    "simulate": "produce simulated multi-sensor readings (to Kafka or a file)",
+    "replay": "send a recorded CSV/Parquet sensor series to the readings topic",
+    "train": "train an autoencoder on normal data and save the model artifact",
+    "detect": "detect anomalies offline in a CSV file or folder",
+    "monitor": "score live readings from Kafka and publish scores and alerts",
+    "dashboard": "run the live Streamlit dashboard",
+    "evaluate": "score detections against labels (point, event, NAB)",
+    "benchmark": "detect and evaluate over the NAB or SKAB corpus",
+    "bench": "measure throughput and latency through a real broker",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,7 +36,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    """The parser, with full options for the command named in ``argv`` (if any)."""
     parser = _Parser(
         prog="streamae",
         description="Streaming sensor anomaly monitor (Kafka + LSTM autoencoder).",
@@ -44,26 +45,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
-    for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"streamae.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"streamae.cli.{name}":
-                raise
-            continue
-        module.register(commands)
+    chosen = next((arg for arg in argv if arg in COMMANDS), None)
+    for name, summary in COMMANDS.items():
+        if name == chosen:
+            importlib.import_module(f"streamae.cli.{name}").register(commands)
+        else:
+            commands.add_parser(name, help=summary, description=summary)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    logging.getLogger("kafka").setLevel(logging.WARNING if not args.verbose else logging.INFO)
+    # kafka-python logs every failed connection attempt; our own error says it once.
+    logging.getLogger("kafka").setLevel(logging.INFO if args.verbose else logging.CRITICAL)
     try:
         return int(args.run(args) or 0)
     except StreamaeError as exc:
