@@ -87,7 +87,7 @@ def show_status(snap: Snapshot, overview: pd.DataFrame) -> None:
     if problem:
         st.error(problem, icon="🔌")
     elif not snap.latest:
-        st.info(f"Connected to {snap.status.source}; waiting for the first scores.", icon="⏳")
+        st.info(f"Reading from {snap.status.source}; waiting for the first scores.", icon="⏳")
     newest = max((item.published_ms for item in snap.latest.values()), default=None)
     open_count = sum(1 for a in snap.alerts if a.state == "open")
     alerting = int((overview["status"] == shaping.STATUS_LABEL[shaping.ALERTING]).sum())

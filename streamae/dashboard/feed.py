@@ -93,6 +93,7 @@ class KafkaFeed:
                     self.settings,
                     group_id=None,
                     allow_auto_create_topics=False,
+                    bootstrap_timeout_ms=PROBE_TIMEOUT_MS,
                     # New partitions show up in metadata within this time.
                     metadata_max_age_ms=int(REFRESH_S * 1000),
                 )

@@ -247,10 +247,6 @@ def chart_channels(all_channels: Sequence[str], top: Sequence[str], limit: int) 
     return ordered[:limit]
 
 
-def _time(ms: int | None) -> pd.Timestamp:
-    return pd.NaT if ms is None else pd.Timestamp(ms, unit="ms", tz="UTC")
-
-
 def recent(points: Sequence[Point], span_ms: int | None) -> list[Point]:
     """The points within ``span_ms`` of the newest one (all of them when ``span_ms`` is None)."""
     if span_ms is None or not points:
@@ -269,3 +265,7 @@ def downsample(points: Sequence[Point], max_points: int) -> list[Point]:
         return list(points)
     size = -(-len(points) // max_points)
     return [max(points[i : i + size], key=lambda p: p.score) for i in range(0, len(points), size)]
+
+
+def _time(ms: int | None) -> pd.Timestamp:
+    return pd.NaT if ms is None else pd.Timestamp(ms, unit="ms", tz="UTC")

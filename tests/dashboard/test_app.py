@@ -175,3 +175,29 @@ def test_empty_feed_says_it_is_waiting():
     assert app.dataframe[0].value.empty
     assert not charts(app)
     assert "No sensor has reported a score yet." in [c.value for c in app.caption]
+
+
+def test_a_thousand_sensors_fit_in_one_table():
+    now_ms = int(time.time() * 1000)
+    feed = MemoryFeed()
+    sensors = [f"sensor-{n:04d}" for n in range(1000)]
+    feed.add_records(
+        [
+            (
+                Score(s, now_ms - (20 - i) * 1000, {"a": 1.0}, 0.5, 1.0, False, {"a": 0.5}, "m"),
+                now_ms,
+            )
+            for i in range(20)
+            for s in sensors
+        ],
+        [
+            Alert(f"alert-{s}", s, "open", now_ms - 5000, None, 2.0, 1.0, ["a"], "m")
+            for s in sensors[::100]
+        ],
+    )
+    app = run_app(feed)
+    overview = app.dataframe[0].value
+    assert len(overview) == 1000
+    assert list(overview["sensor"][:10]) == sensors[::100]  # the alerting ones on top
+    assert {m.label: m.value for m in app.metric}["Open alerts"] == "10"
+    assert app.selectbox(key="sensor").value in sensors[::100]
