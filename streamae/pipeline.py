@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 
 #: Format version of ``Pipeline.snapshot``.
 STATE_VERSION = 1
+#: Fewest windows per ``detector.score`` call (see ``_score_batch``).
+MIN_BATCH = 8
 
 
 @dataclass
@@ -259,8 +261,7 @@ class Pipeline:
             groups.setdefault(id(sensor.detector), []).append(position)
         for positions in groups.values():
             detector = owners[positions[0]].detector
-            batch = np.stack([ready[p][2] for p in positions])
-            batch_scores, batch_errors = detector.score(batch)
+            batch_scores, batch_errors = _score_batch(detector, [ready[p][2] for p in positions])
             if len(batch_scores) != len(positions) or len(batch_errors) != len(positions):
                 raise ModelError(
                     f"model {detector.version} returned {len(batch_scores)} scores for "
@@ -293,6 +294,20 @@ class Pipeline:
                     label=label,
                 )
             )
+
+
+def _score_batch(detector: Detector, windows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``detector.score`` of ``windows``, padded to at least ``MIN_BATCH`` windows.
+
+    Torch's CPU kernels take another code path for a batch of one or two windows,
+    whose float32 results differ in the last bits; padding makes a window's score
+    the same whether it was scored alone (a quiet stream) or in a large batch.
+    """
+    count = len(windows)
+    if count < MIN_BATCH:
+        windows = windows + [windows[-1]] * (MIN_BATCH - count)
+    scores, errors = detector.score(np.stack(windows))
+    return scores[:count], errors[:count]
 
 
 def _row(values: dict[str, float], channels: tuple[str, ...]) -> np.ndarray | None:

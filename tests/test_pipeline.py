@@ -213,3 +213,26 @@ def test_a_detector_without_normal_scores_is_refused():
     bare = ZScoreDetector(CHANNELS, 8, np.zeros(2), np.ones(2), np.empty(0))
     with pytest.raises(ModelError, match="normal scores"):
         Pipeline(settings(), bare)
+
+
+@pytest.fixture(scope="module")
+def autoencoder():
+    """A tiny, quickly trained autoencoder on the test stream's normal part."""
+    from streamae.tables import SensorSeries
+    from streamae.training import TrainConfig, train_detector
+
+    rng = np.random.default_rng(9)
+    ts = np.arange(600, dtype=np.int64) * 1000
+    normal = SensorSeries("train", ts, rng.standard_normal((600, 2)), CHANNELS, None, None)
+    config = TrainConfig(window=8, hidden=8, latent=4, epochs=2, max_windows=400, device="cpu")
+    return train_detector([normal], config, progress=False)
+
+
+def test_autoencoder_batches_give_exactly_the_results_of_one_reading_at_a_time(autoencoder):
+    readings = stream(sensors=2, length=220)
+    one = run_in_chunks(Pipeline(settings(), autoencoder), readings, [1] * len(readings))
+    batched = run_in_chunks(Pipeline(settings(), autoencoder), readings, [2, 3, 50, 385])
+    assert len(one.scores) == 2 * (220 - 7)
+    assert one.alerts  # the bursts are found
+    assert batched.scores == one.scores
+    assert batched.alerts == one.alerts
