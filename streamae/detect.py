@@ -164,6 +164,12 @@ def detect_file(
     started = time.perf_counter()
     series = read_series(path, _columns(options))
     train_rows = [_train_rows(s, options) for s in series]
+    for one, n in zip(series, train_rows, strict=True):
+        if n >= len(one):
+            raise InputError(
+                f"{path}: sensor {one.sensor_id!r} has {len(one)} rows, all used for training; "
+                "nothing is left to score (use a smaller --train-fraction/--train-rows)"
+            )
     if detector is None:
         if options.model is not None:
             detector = load_model(options.model, settings)
@@ -173,12 +179,6 @@ def detect_file(
             heads = [s.slice(0, n) for s, n in zip(series, train_rows, strict=True)]
             detector = train(heads, settings, options)
     check_channels(detector, series[0].channels, path)
-    for one, n in zip(series, train_rows, strict=True):
-        if n >= len(one):
-            raise InputError(
-                f"{path}: sensor {one.sensor_id!r} has {len(one)} rows, all used for training; "
-                "nothing is left to score (use a smaller --train-fraction/--train-rows)"
-            )
     result = detect_series(series, detector, settings, train_rows, options.chunk)
     if _has_sensor_column(path):
         result.frame[SENSOR_COLUMN] = np.concatenate(

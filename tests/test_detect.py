@@ -222,3 +222,36 @@ def test_a_fraction_outside_0_1_is_an_argument_error(capsys):
 def test_detect_options_refuse_two_training_sources():
     with pytest.raises(ConfigError, match="only one of"):
         DetectOptions(train_fraction=0.1, train_rows=5)
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    """A tiny autoencoder trained on a normal pump file, saved as a model folder."""
+    from streamae import artifact
+    from streamae.training import TrainConfig, train_detector
+
+    folder = tmp_path_factory.mktemp("model")
+    (normal,) = read_series(write_csv(folder / "normal.csv", rows=400, seed=4, bursts=()))
+    config = TrainConfig(window=WINDOW, hidden=8, latent=4, epochs=2, device="cpu")
+    return artifact.save(train_detector([normal], config, progress=False), folder / "model")
+
+
+def test_a_saved_model_skips_the_training_rows_and_scores_the_rest(tmp_path, saved_model):
+    source = write_csv(tmp_path / "pump.csv", rows=700)
+    out = tmp_path / "out.csv"
+    assert main(["detect", str(source), "--out", str(out), "--model", str(saved_model),
+                 "--train-rows", "300", "--quiet"]) == 0  # fmt: skip
+    frame = pd.read_csv(out)
+    assert frame["score"].iloc[:300].isna().all() and frame["score"].iloc[300:].notna().all()
+    assert frame["is_anomaly"].iloc[:300].eq(0).all()
+
+
+def test_a_saved_model_refuses_data_with_other_channels(tmp_path, saved_model, capsys):
+    source = tmp_path / "other.csv"
+    pd.read_csv(write_csv(tmp_path / "pump.csv")).rename(columns={"pressure": "flow"}).to_csv(
+        source, index=False
+    )
+    out = tmp_path / "out.csv"
+    assert main(["detect", str(source), "--out", str(out), "--model", str(saved_model)]) == 2
+    err = capsys.readouterr().err
+    assert "expects ['pressure', 'temperature']" in err and "Traceback" not in err
