@@ -22,7 +22,7 @@ from kafka import errors as kerr
 from kafka.codec import has_lz4
 
 from streamae.config import Settings
-from streamae.exceptions import KafkaAuthError, KafkaUnavailable, StreamaeError
+from streamae.exceptions import ConfigError, KafkaAuthError, KafkaUnavailable, StreamaeError
 
 log = logging.getLogger(__name__)
 
@@ -185,10 +185,7 @@ def kafka_errors(settings: Settings, action: str) -> Iterator[None]:
     except _AUTH_ERRORS as exc:
         raise KafkaAuthError(_auth_message(settings, action, exc)) from exc
     except kerr.KafkaConfigurationError as exc:
-        raise KafkaUnavailable(
-            f"invalid Kafka client configuration while {action}: {exc}; "
-            "check the STREAMAE_SECURITY_PROTOCOL / SASL / SSL settings"
-        ) from exc
+        raise ConfigError(f"invalid Kafka client configuration while {action}: {exc}") from exc
     except (kerr.KafkaError, OSError) as exc:
         if _bootstrap_failed(exc) and _tcp_reachable(settings.bootstrap_servers):
             # Something listens there but the Kafka handshake never completed: with

@@ -8,7 +8,7 @@ import pytest
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from streamae.config import Settings
-from streamae.exceptions import KafkaAuthError, KafkaUnavailable
+from streamae.exceptions import ConfigError, KafkaAuthError, KafkaUnavailable
 from streamae.kafka.clients import (
     client_config,
     ensure_topics,
@@ -127,3 +127,8 @@ def test_wrong_sasl_password_is_kafka_auth_error(make_kafka_settings):
     assert settings.bootstrap_servers in message
     assert "STREAMAE_SASL_PASSWORD" in message
     assert "not-the-password" not in message
+
+
+def test_invalid_client_options_are_a_config_error(kafka_settings):
+    with pytest.raises(ConfigError, match="invalid Kafka client configuration"):
+        make_producer(kafka_settings, delivery_timeout_ms=1)
