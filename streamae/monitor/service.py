@@ -27,25 +27,20 @@ from kafka.structs import OffsetAndMetadata
 
 from streamae.config import Settings
 from streamae.detectors.base import Detector
-from streamae.exceptions import InvalidReading, KafkaUnavailable
-from streamae.kafka.clients import ensure_topics, kafka_errors, make_consumer, make_producer
+from streamae.exceptions import ConfigError, InvalidReading, KafkaUnavailable
+from streamae.kafka.clients import kafka_errors
 from streamae.messages import Alert, DeadLetter, Reading, decode_reading, encode
+from streamae.monitor.connect import consumer_lag, open_clients
 from streamae.monitor.metrics import MonitorMetrics
 from streamae.monitor.rebalance import PartitionHandover
 from streamae.pipeline import DetectorRegistry, Output, Pipeline
 
 log = logging.getLogger(__name__)
 
-# Partitions of the topics the monitor creates when missing (existing topics keep theirs).
-READINGS_PARTITIONS = 4
-SCORES_PARTITIONS = 4
 # A dead letter carries the raw record; capping it keeps a huge junk payload from
 # making the dead letter itself too large to publish.
 MAX_DEAD_LETTER_RAW = 64 * 1024
 LAG_REFRESH_S = 5.0
-# A monitor that dies should hand its partitions over within seconds. Heartbeats
-# run on kafka-python's IO thread, so a slow batch does not count against this.
-SESSION_TIMEOUT_MS = 10_000
 
 
 @dataclass
@@ -75,6 +70,11 @@ class Monitor:
         from_beginning: bool = False,
         on_alert: Callable[[Alert], None] | None = None,
     ) -> None:
+        if settings.delivery != "at-least-once":
+            raise ConfigError(
+                f"the monitor delivers at-least-once; delivery {settings.delivery!r} is not "
+                f"supported yet (set {Settings.env_var('delivery')}=at-least-once)"
+            )
         self.settings = settings
         self.pipeline = Pipeline(settings, detectors)
         self.metrics = MonitorMetrics()
@@ -267,50 +267,20 @@ class Monitor:
         now = time.monotonic()
         if now >= self._next_lag:
             self._next_lag = now + LAG_REFRESH_S
-            self._refresh_lag()
+            lag = consumer_lag(self._consumer)
+            if lag is not None:
+                self.metrics.lag.set(lag)
         if now >= self._next_summary:
             if self._next_summary:
                 log.info("monitor: %s", self.metrics.summary())
             self._next_summary = now + self.settings.summary_interval_s
 
-    def _refresh_lag(self) -> None:
-        consumer = self._consumer
-        try:
-            assigned = list(consumer.assignment())
-            ends = consumer.end_offsets(assigned) if assigned else {}
-            lag = sum(max(0, ends[tp] - (consumer.position(tp) or 0)) for tp in assigned)
-        except kerr.KafkaError as exc:  # a metric must not stop the monitor
-            log.debug("consumer lag not refreshed: %s", exc)
-            return
-        self.metrics.lag.set(lag)
-
     def _connect(self) -> None:
         settings = self.settings
-        ensure_topics(
-            settings,
-            {
-                settings.readings_topic: READINGS_PARTITIONS,
-                settings.scores_topic: SCORES_PARTITIONS,
-                settings.alerts_topic: 1,
-                settings.dead_letter_topic: 1,
-            },
-        )
-        # A broker that is away for less than broker_give_up_s only delays results.
-        self._producer = make_producer(
-            settings, delivery_timeout_ms=int(settings.broker_give_up_s * 1000)
+        self._consumer, self._producer = open_clients(
+            settings, from_beginning=self._from_beginning, listener=PartitionHandover(self)
         )
         try:
-            self._consumer = make_consumer(
-                settings,
-                group_id=settings.group_id,
-                auto_offset_reset="earliest" if self._from_beginning else "latest",
-                max_poll_records=settings.max_poll_records,
-                session_timeout_ms=SESSION_TIMEOUT_MS,
-            )
-            with kafka_errors(settings, f"subscribing to {settings.readings_topic}"):
-                self._consumer.subscribe(
-                    [settings.readings_topic], listener=PartitionHandover(self)
-                )
             self.metrics.serve(settings.metrics_port)
         except BaseException:
             self._close()

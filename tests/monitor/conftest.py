@@ -66,6 +66,22 @@ class KafkaIO:
             ((r.sensor_id.encode(), encode_reading(r)) for r in readings),
         )
 
+    def feed_readings(self, readings: list[Reading], chunk: int, pause_s: float) -> None:
+        """Send ``readings`` ``chunk`` at a time with a pause in between, like a live feed."""
+        producer = make_producer(self.settings)
+        try:
+            for start in range(0, len(readings), chunk):
+                for r in readings[start : start + chunk]:
+                    producer.send(
+                        self.settings.readings_topic,
+                        key=r.sensor_id.encode(),
+                        value=encode_reading(r),
+                    )
+                producer.flush()
+                time.sleep(pause_s)
+        finally:
+            producer.close()
+
     def read(self, topic: str, timeout_s: float = 30.0) -> list:
         """Every record now in ``topic``, in partition then offset order."""
         consumer = make_consumer(self.settings)

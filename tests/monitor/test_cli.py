@@ -107,3 +107,18 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMAE_")}
     return env | (extra or {})
+
+
+@pytest.mark.kafka
+def test_max_runtime_ends_the_monitor_cleanly(monitor_settings, tiny_models):
+    result = run_cli(
+        "--model",
+        str(tiny_models[3]),
+        "--max-runtime",
+        "2",
+        "--metrics-port",
+        "0",
+        env=_env(settings_env(monitor_settings)),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "monitor stopped: 0 readings consumed" in result.stderr
