@@ -4,7 +4,15 @@ Nothing here imports torch, and only ``app`` and ``charts`` import Streamlit
 and Altair.
 """
 
-from streamae.dashboard.buffer import FeedState, FeedStatus, Latest, Point, Snapshot, fold_alert
+from streamae.dashboard.buffer import (
+    FeedState,
+    FeedStatus,
+    Latest,
+    MonitorLag,
+    Point,
+    Snapshot,
+    fold_alert,
+)
 from streamae.dashboard.feed import Feed, KafkaFeed, MemoryFeed
 
 __all__ = [
@@ -14,6 +22,7 @@ __all__ = [
     "KafkaFeed",
     "Latest",
     "MemoryFeed",
+    "MonitorLag",
     "Point",
     "Snapshot",
     "fold_alert",

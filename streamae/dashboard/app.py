@@ -5,9 +5,10 @@ The page reads one process-wide feed (a background Kafka reader held by
 fragment, so the user's selections survive every refresh. Tests put a
 ``MemoryFeed`` in ``st.session_state[FEED_KEY]`` instead.
 
-Layout, top to bottom: freshness metrics; the sensors table beside the alert
-feed; the chosen sensor's reconstruction error (threshold dashed, alerts
-shaded) with its raw channels below on the same time axis.
+Layout, top to bottom: freshness metrics, with the monitor group's commit rate
+and lag; the sensors table beside the alert feed; the chosen sensor's
+reconstruction error (threshold dashed, alerts shaded) with its raw channels
+below on the same time axis.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from streamae.config import Settings
 from streamae.dashboard import shaping
@@ -91,7 +93,7 @@ def show_status(snap: Snapshot, overview: pd.DataFrame) -> None:
     newest = max((item.published_ms for item in snap.latest.values()), default=None)
     open_count = sum(1 for a in snap.alerts if a.state == "open")
     alerting = int((overview["status"] == shaping.STATUS_LABEL[shaping.ALERTING]).sum())
-    cols = st.columns(5)
+    cols = st.columns(7)
     cols[0].metric("Sensors", len(snap.latest), border=True)
     cols[1].metric("Alerting sensors", alerting, border=True)
     cols[2].metric("Open alerts", open_count, border=True)
@@ -99,6 +101,22 @@ def show_status(snap: Snapshot, overview: pd.DataFrame) -> None:
     cols[4].metric(
         "Newest score",
         "—" if newest is None else shaping.format_duration(snap.now_ms - newest) + " ago",
+        border=True,
+    )
+    rate, lag = shaping.monitor_metrics(snap.monitor)
+    metric(cols[5], "Monitor readings/s", rate)
+    metric(cols[6], "Consumer lag", lag)
+
+
+def metric(col: DeltaGenerator, label: str, text: shaping.MetricText) -> None:
+    """A metric tile whose note is a plain gray line, not a change with an arrow."""
+    col.metric(
+        label,
+        text.value,
+        text.note,
+        delta_color="off",
+        delta_arrow="off",
+        help=text.help,
         border=True,
     )
 

@@ -1,9 +1,10 @@
 """The dashboard's bounded, thread-safe memory of recent scores and alerts.
 
-One writer (the feed's reader thread) adds records; the page takes a
-``Snapshot`` under the same lock once per refresh. Scores are kept per sensor,
-but the bound is global and evicts the oldest arrival first, so every sensor
-keeps roughly the same span of recent history however fast it reports.
+One writer (the feed's reader thread) adds records and the monitor group's
+latest lag figures; the page takes a ``Snapshot`` under the same lock once per
+refresh. Scores are kept per sensor, but the bound is global and evicts the
+oldest arrival first, so every sensor keeps roughly the same span of recent
+history however fast it reports.
 
 >>> state = FeedState("test", capacity=2)
 >>> for ts in (1, 2, 3):
@@ -67,6 +68,22 @@ class FeedStatus:
 
 
 @dataclass(frozen=True)
+class MonitorLag:
+    """The monitor group's progress on the readings topic, as the page shows it.
+
+    All figures are None until the first sample; ``readings_per_s`` stays None
+    until a second one. ``error`` says why the last sample failed (figures None).
+    """
+
+    group_id: str = ""
+    topic: str = ""
+    lag: int | None = None  # readings on the topic the group has not committed yet
+    readings_per_s: float | None = None  # committed readings per second, between two samples
+    has_group: bool = True  # False: the group has committed no offset on the topic
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """A consistent copy of the feed for one page refresh."""
 
@@ -76,6 +93,7 @@ class Snapshot:
     alerts: list[Alert]
     series: list[Point] = field(default_factory=list)  # the requested sensor, oldest first
     scores_per_s: float = 0.0
+    monitor: MonitorLag = MonitorLag()
 
 
 def fold_alert(current: Alert | None, event: Alert) -> Alert:
@@ -134,6 +152,7 @@ class FeedState:
         self._alerts: OrderedDict[str, Alert] = OrderedDict()
         self._rate = RateMeter()
         self._status = FeedStatus(source)
+        self._monitor = MonitorLag()
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -194,6 +213,11 @@ class FeedState:
         with self._lock:
             self._status = FeedStatus(self._status.source, False, error, self._status.last_data_ms)
 
+    def set_monitor(self, monitor: MonitorLag) -> None:
+        """Replace the monitor group's lag figures (the feed samples them every few seconds)."""
+        with self._lock:
+            self._monitor = monitor
+
     def snapshot(self, sensor_id: str | None = None) -> Snapshot:
         """Copy what the page needs; only the requested sensor's history is copied."""
         now_ms = self._now_ms()
@@ -206,4 +230,5 @@ class FeedState:
                 alerts=list(self._alerts.values()),
                 series=series,
                 scores_per_s=self._rate.rate(now_ms),
+                monitor=self._monitor,
             )

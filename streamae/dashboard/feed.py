@@ -5,8 +5,10 @@ alerts topics into a bounded ``FeedState``: it is assigned every partition of
 both topics without a consumer group (so it commits nothing and never
 disturbs the monitor's group), starts ``dashboard_lookback_s`` back in time,
 picks up partitions and topics created later, and reconnects by itself, with
-backoff, when the broker goes away. ``MemoryFeed`` is the same store filled by
-hand, for tests and demos.
+backoff, when the broker goes away. Every ``REFRESH_S`` the same thread also
+samples the monitor group's lag and commit rate on the readings topic (see
+``lag``). ``MemoryFeed`` is the same store filled by hand, for tests and
+demos.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka import errors as kerr
 
 from streamae.config import Settings
-from streamae.dashboard.buffer import FeedState, Snapshot
-from streamae.exceptions import KafkaUnavailable
+from streamae.dashboard.buffer import FeedState, MonitorLag, Snapshot
+from streamae.dashboard.lag import LagSampler
+from streamae.exceptions import KafkaUnavailable, StreamaeError
 from streamae.kafka.clients import kafka_errors, make_consumer
 from streamae.messages import Alert, Score, decode_alert, decode_score
 
@@ -32,7 +35,7 @@ log = logging.getLogger(__name__)
 FEED_KEY = "streamae_feed"
 POLL_MS = 200
 MAX_POLL_RECORDS = 5000
-# How often to look for new partitions and check the broker still answers.
+# How often to look for new partitions, check the broker still answers and sample the lag.
 REFRESH_S = 5.0
 PROBE_TIMEOUT_MS = 5000
 BACKOFF_MIN_S = 0.5
@@ -46,7 +49,7 @@ class Feed(Protocol):
 
 
 class MemoryFeed(FeedState):
-    """A feed filled by ``add_score`` / ``add_alert`` calls (tests, demos)."""
+    """A feed filled by ``add_score`` / ``add_alert`` / ``set_monitor`` calls (tests, demos)."""
 
     def __init__(self, source: str = "in-memory feed", capacity: int = 100_000) -> None:
         super().__init__(source, capacity)
@@ -64,6 +67,8 @@ class KafkaFeed:
         ] = {}  # next offset to read, kept across reconnects
         self._stop = threading.Event()
         self._had_contact = False
+        self._lag = LagSampler(settings)
+        self._lag_failing = False
         self._thread = threading.Thread(
             target=self._run, name="streamae-dashboard-feed", daemon=True
         )
@@ -99,12 +104,12 @@ class KafkaFeed:
                 )
                 self._read(consumer)
             except KafkaUnavailable as exc:
-                self.state.mark_unreachable(str(exc))
+                self._mark_unreachable(str(exc))
                 log.warning("dashboard feed: %s; retrying in %.1f s", exc, backoff)
             except Exception as exc:
                 # The page stays open all day: an unexpected error must not end the feed for
                 # good, so it is logged, shown, and the reader starts over.
-                self.state.mark_unreachable(f"unexpected error: {exc}")
+                self._mark_unreachable(f"unexpected error: {exc}")
                 log.exception("dashboard feed: unexpected error; restarting the reader")
             finally:
                 if consumer is not None:
@@ -113,6 +118,15 @@ class KafkaFeed:
                 backoff = BACKOFF_MIN_S  # connected until just now: the first retry is prompt
             self._stop.wait(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX_S)
+        self._lag.reset()
+
+    def _mark_unreachable(self, error: str) -> None:
+        self.state.mark_unreachable(error)
+        # Old lag figures would look current; the next sample after reconnecting replaces these.
+        self.state.set_monitor(self._monitor_error(error))
+
+    def _monitor_error(self, error: str) -> MonitorLag:
+        return MonitorLag(self.settings.group_id, self.settings.readings_topic, error=error)
 
     def _read(self, consumer: KafkaConsumer) -> None:
         """Poll until stopped; raise ``KafkaUnavailable`` when the broker stops answering."""
@@ -123,6 +137,8 @@ class KafkaFeed:
                     self._refresh(consumer)
                 self.state.mark_reachable()
                 self._had_contact = True
+                # Right after the broker answered, so a sample rarely waits on a dead one.
+                self._sample_lag(consumer)
                 next_refresh = time.monotonic() + REFRESH_S
             if not consumer.assignment():
                 self._stop.wait(REFRESH_S)  # no topic exists yet: nothing to poll
@@ -156,26 +172,48 @@ class KafkaFeed:
             self._seek_lookback(consumer, fresh)
         log.info("dashboard feed: reading %d partitions of %s", len(wanted), ", ".join(self.topics))
 
-    def _seek_lookback(self, consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:
-        """Start at the first record within the look-back, or at the end if none is that new."""
-        lookback_ms = int(self.settings.dashboard_lookback_s * 1000)
-        if lookback_ms == 0:
-            consumer.seek_to_end(*partitions)
+    def _sample_lag(self, consumer: KafkaConsumer) -> None:
+        """Refresh the monitor group's lag figures; a failure shows as "—", never stops the feed."""
+        try:
+            monitor = self._lag.sample(consumer)
+        except Exception as exc:
+            # Logged once per outage: the page retries every few seconds all day long.
+            if not self._lag_failing:
+                log.warning(
+                    "dashboard feed: cannot read the lag of group %r: %s",
+                    self.settings.group_id,
+                    exc,
+                    exc_info=not isinstance(exc, StreamaeError),
+                )
+            self._lag_failing = True
+            self.state.set_monitor(self._monitor_error(str(exc)))
             return
+        if self._lag_failing:
+            log.info("dashboard feed: reading the lag of group %r again", self.settings.group_id)
+            self._lag_failing = False
+        self.state.set_monitor(monitor)
+
+    def _seek_lookback(self, consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:
+        """Start at the first record within the look-back, or at the end if none is that new.
+
+        The end is looked up now rather than left to the next poll, which comes only
+        after the lag sample: a record written in between would be skipped.
+        """
+        lookback_ms = int(self.settings.dashboard_lookback_s * 1000)
         since = max(0, int(time.time() * 1000) - lookback_ms)
         try:
-            found = consumer.offsets_for_times(
-                {tp: since for tp in partitions}, timeout_ms=PROBE_TIMEOUT_MS
-            )
+            ends = consumer.end_offsets(partitions, timeout_ms=PROBE_TIMEOUT_MS)
+            found = {}
+            if lookback_ms > 0:
+                found = consumer.offsets_for_times(
+                    {tp: since for tp in partitions}, timeout_ms=PROBE_TIMEOUT_MS
+                )
         except kerr.UnsupportedVersionError:
             consumer.seek_to_beginning(*partitions)
             return
         for tp in partitions:
             hit = found.get(tp)
-            if hit is None:
-                consumer.seek_to_end(tp)
-            else:
-                consumer.seek(tp, hit.offset)
+            consumer.seek(tp, ends[tp] if hit is None else hit.offset)
 
     def _ingest(self, batches: dict[TopicPartition, list]) -> None:
         scores: list[tuple[Score, int | None]] = []

@@ -8,10 +8,11 @@ hand-built inputs.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
 
 import pandas as pd
 
-from streamae.dashboard.buffer import Latest, Point, fold_alert
+from streamae.dashboard.buffer import Latest, MonitorLag, Point, fold_alert
 from streamae.messages import Alert
 
 ALERTING = "alerting"
@@ -20,6 +21,8 @@ NORMAL = "normal"
 STATUS_ORDER = {ALERTING: 0, ABOVE: 1, NORMAL: 2}
 STATUS_LABEL = {ALERTING: "🔴 alerting", ABOVE: "🟠 above threshold", NORMAL: "🟢 normal"}
 STATE_LABEL = {"open": "🔴 open", "closed": "⚪ closed"}
+NO_VALUE = "—"
+NO_GROUP = "no monitor group yet"
 
 OVERVIEW_COLUMNS = [
     "status",
@@ -120,6 +123,43 @@ def overview_frame(
     frame = pd.DataFrame(rows, columns=OVERVIEW_COLUMNS)
     frame["status"] = frame["status"].map(STATUS_LABEL)
     return frame
+
+
+class MetricText(NamedTuple):
+    """What one metric tile shows: its value, a small gray note under it, and a tooltip."""
+
+    value: str
+    note: str | None = None
+    help: str | None = None
+
+
+def monitor_metrics(monitor: MonitorLag) -> tuple[MetricText, MetricText]:
+    """The "Monitor readings/s" and "Consumer lag" tiles for the monitor group's figures."""
+    who = f"group `{monitor.group_id}` on topic `{monitor.topic}`"
+    if monitor.error is not None:
+        failed = MetricText(NO_VALUE, None, f"Cannot read the lag of {who}: {monitor.error}")
+        return failed, failed
+    if monitor.lag is None:
+        waiting = MetricText(NO_VALUE, None, "Measuring: the first sample comes within seconds.")
+        return waiting, waiting
+    if not monitor.has_group:
+        waiting = (
+            f"Group `{monitor.group_id}` has committed no offset on topic `{monitor.topic}` "
+            f"yet; {monitor.lag:,} readings are waiting."
+        )
+        no_group = MetricText(NO_VALUE, NO_GROUP, waiting)
+        return no_group, no_group
+    rate = (
+        MetricText(NO_VALUE, None, "Measured between two samples a few seconds apart.")
+        if monitor.readings_per_s is None
+        else MetricText(
+            f"{monitor.readings_per_s:,.1f}", None, f"Readings per second committed by {who}."
+        )
+    )
+    lag = MetricText(
+        f"{monitor.lag:,}", None, f"Readings not yet committed by {who}, over all partitions."
+    )
+    return rate, lag
 
 
 def default_sensor(sensors: Sequence[str], alerts: Iterable[Alert]) -> str | None:

@@ -7,6 +7,7 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from streamae.dashboard.buffer import MonitorLag
 from streamae.dashboard.feed import FEED_KEY, MemoryFeed
 from streamae.messages import Alert, Score
 
@@ -109,6 +110,51 @@ def test_overview_lists_every_sensor_alerting_first(app):
     assert metrics["Sensors"] == "3"
     assert metrics["Alerting sensors"] == "1"
     assert metrics["Open alerts"] == "1"
+
+
+def metrics(app: AppTest) -> dict[str, tuple[str, str]]:
+    """Each metric tile's label -> (value, note under it)."""
+    return {m.label: (m.value, m.proto.delta) for m in app.metric}
+
+
+def test_monitor_rate_and_consumer_lag_show_in_the_overview():
+    feed = build_feed(int(time.time() * 1000))
+    feed.set_monitor(MonitorLag("streamae-monitor", "readings", lag=12_345, readings_per_s=98.76))
+    shown = metrics(run_app(feed))
+    assert shown["Monitor readings/s"] == ("98.8", "")
+    assert shown["Consumer lag"] == ("12,345", "")
+
+
+def test_a_group_without_offsets_is_said_plainly():
+    feed = build_feed(int(time.time() * 1000))
+    feed.set_monitor(MonitorLag("streamae-monitor", "readings", lag=500, has_group=False))
+    app = run_app(feed)
+    shown = metrics(app)
+    assert shown["Monitor readings/s"] == ("—", "no monitor group yet")
+    assert shown["Consumer lag"] == ("—", "no monitor group yet")
+    lag_tile = next(m for m in app.metric if m.label == "Consumer lag")
+    assert "500 readings are waiting" in lag_tile.proto.help
+
+
+@pytest.mark.parametrize(
+    "monitor",
+    [
+        MonitorLag(),  # not sampled yet
+        MonitorLag("streamae-monitor", "readings", lag=7),  # one sample: no rate yet
+        MonitorLag("streamae-monitor", "readings", error="Kafka at 127.0.0.1:9092 is down"),
+    ],
+    ids=["not-sampled", "one-sample", "error"],
+)
+def test_unknown_figures_show_a_dash(monitor):
+    feed = build_feed(int(time.time() * 1000))
+    feed.set_monitor(monitor)
+    app = run_app(feed)
+    shown = metrics(app)
+    assert shown["Monitor readings/s"] == ("—", "")
+    assert shown["Consumer lag"] == ("—" if monitor.lag is None else "7", "")
+    if monitor.error:
+        lag_tile = next(m for m in app.metric if m.label == "Consumer lag")
+        assert monitor.error in lag_tile.proto.help
 
 
 def test_sensor_view_defaults_to_the_alerting_sensor_with_its_charts_and_top_channels(app):

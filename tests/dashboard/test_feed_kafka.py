@@ -125,6 +125,9 @@ def test_says_when_the_broker_is_unreachable(running):
     assert snap.status.problem(snap.now_ms) == (
         f"Kafka at 127.0.0.1:{port} is unreachable — retrying; no data received yet"
     )
+    snap = wait_for(feed, lambda s: s.monitor.error, "the lag figures to say why they are unknown")
+    assert f"127.0.0.1:{port} is not reachable" in snap.monitor.error
+    assert (snap.monitor.lag, snap.monitor.readings_per_s) == (None, None)
 
 
 @pytest.mark.slow
@@ -138,15 +141,20 @@ def test_recovers_by_itself_when_the_broker_comes_back(tmp_path, running):
         feed = running(settings)
         wait_for(feed, lambda s: "before" in s.latest, "the first score")
 
+        wait_for(feed, lambda s: s.monitor.lag is not None, "a lag sample")
+
         broker.stop()
         snap = wait_for(feed, lambda s: not s.status.reachable, "the feed to notice the outage")
         assert "is unreachable — retrying; last data" in snap.status.problem(snap.now_ms)
+        snap = wait_for(feed, lambda s: s.monitor.error, "the lag figures to turn unknown")
+        assert snap.monitor.lag is None
 
         broker.start()
         produce(settings, settings.scores_topic, [score("after", int(time.time() * 1000))])
         snap = wait_for(feed, lambda s: "after" in s.latest, "a score after the restart", 90)
         assert snap.status.reachable
         assert [p.ts for p in feed.snapshot("before").series] == [snap.latest["before"].score.ts]
+        wait_for(feed, lambda s: s.monitor.lag is not None, "a lag sample after the restart")
     finally:
         broker.stop()
 
