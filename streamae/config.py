@@ -68,6 +68,9 @@ class Settings:
     alerts_topic: str = "alerts"
     dead_letter_topic: str = "dead-letter"
     state_topic: str = "state"
+    # Partitions given to the readings, scores and state topics when streamae
+    # creates them: the most monitor instances that can share the work.
+    readings_partitions: int = 4
     # Monitor
     group_id: str = "streamae-monitor"
     delivery: str = "at-least-once"
@@ -164,6 +167,7 @@ _CHOICES = {
 _POSITIVE = {
     "max_batch_wait_ms",
     "max_poll_records",
+    "readings_partitions",
     "window_size",
     "stride",
     "threshold_window",

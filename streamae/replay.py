@@ -29,7 +29,6 @@ from streamae.config import Settings
 from streamae.exceptions import InputError, KafkaUnavailable
 from streamae.kafka.clients import ensure_topics, kafka_errors, make_producer
 from streamae.messages import Reading, encode_reading
-from streamae.monitor.service import READINGS_PARTITIONS
 from streamae.tables import SensorSeries, read_series, table_files
 
 log = logging.getLogger(__name__)
@@ -123,7 +122,7 @@ class ReadingSender:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.topic = settings.readings_topic
-        ensure_topics(settings, {self.topic: READINGS_PARTITIONS})
+        ensure_topics(settings, {self.topic: settings.readings_partitions})
         self._producer = make_producer(
             settings,
             linger_ms=20,

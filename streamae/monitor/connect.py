@@ -15,9 +15,6 @@ from streamae.kafka.clients import ensure_topics, kafka_errors, make_consumer, m
 
 log = logging.getLogger(__name__)
 
-# Partitions of the topics the monitor creates when missing (existing topics keep theirs).
-READINGS_PARTITIONS = 4
-SCORES_PARTITIONS = 4
 # A monitor that dies should hand its partitions over within seconds. Heartbeats
 # run on kafka-python's IO thread, so a slow batch does not count against this.
 SESSION_TIMEOUT_MS = 10_000
@@ -33,8 +30,8 @@ def open_clients(
     ensure_topics(
         settings,
         {
-            settings.readings_topic: READINGS_PARTITIONS,
-            settings.scores_topic: SCORES_PARTITIONS,
+            settings.readings_topic: settings.readings_partitions,
+            settings.scores_topic: settings.readings_partitions,
             settings.alerts_topic: 1,
             settings.dead_letter_topic: 1,
         },
