@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import streamlit as st
-from streamlit.delta_generator import DeltaGenerator
 
 from streamae.config import Settings
 from streamae.dashboard import shaping
@@ -93,32 +92,30 @@ def show_status(snap: Snapshot, overview: pd.DataFrame) -> None:
     newest = max((item.published_ms for item in snap.latest.values()), default=None)
     open_count = sum(1 for a in snap.alerts if a.state == "open")
     alerting = int((overview["status"] == shaping.STATUS_LABEL[shaping.ALERTING]).sum())
-    cols = st.columns(7)
-    cols[0].metric("Sensors", len(snap.latest), border=True)
-    cols[1].metric("Alerting sensors", alerting, border=True)
-    cols[2].metric("Open alerts", open_count, border=True)
-    cols[3].metric("Scores / s", f"{snap.scores_per_s:,.1f}", border=True)
-    cols[4].metric(
-        "Newest score",
-        "—" if newest is None else shaping.format_duration(snap.now_ms - newest) + " ago",
-        border=True,
-    )
+    newest_text = "—" if newest is None else shaping.format_duration(snap.now_ms - newest) + " ago"
     rate, lag = shaping.monitor_metrics(snap.monitor)
-    metric(cols[5], "Monitor readings/s", rate)
-    metric(cols[6], "Consumer lag", lag)
-
-
-def metric(col: DeltaGenerator, label: str, text: shaping.MetricText) -> None:
-    """A metric tile whose note is a plain gray line, not a change with an arrow."""
-    col.metric(
-        label,
-        text.value,
-        text.note,
-        delta_color="off",
-        delta_arrow="off",
-        help=text.help,
-        border=True,
-    )
+    tiles = {
+        "Sensors": shaping.MetricText(str(len(snap.latest))),
+        "Alerting sensors": shaping.MetricText(str(alerting)),
+        "Open alerts": shaping.MetricText(str(open_count)),
+        "Scores / s": shaping.MetricText(f"{snap.scores_per_s:,.1f}"),
+        "Newest score": shaping.MetricText(newest_text),
+        "Monitor readings/s": rate,
+        "Consumer lag": lag,
+    }
+    for col, (label, text) in zip(st.columns(len(tiles)), tiles.items(), strict=True):
+        # A note is a plain gray line, not a change with an arrow; "stretch" keeps the
+        # tiles of the row equally tall when only some have a note.
+        col.metric(
+            label,
+            text.value,
+            text.note,
+            delta_color="off",
+            delta_arrow="off",
+            help=text.help,
+            border=True,
+            height="stretch",
+        )
 
 
 def show_overview(overview: pd.DataFrame) -> None:

@@ -236,6 +236,8 @@ def test_page_shows_the_alerting_sensor_and_the_alert_in_chromium(live_scores, d
     wait.until(lambda d: HOT_ALERT in d.execute_script(GRID_TEXT))
     assert "fan-3-alert" in browser.execute_script(GRID_TEXT)
     assert "unreachable" not in page_text(browser)
+    # Nothing has consumed the readings topic: the lag tiles say so instead of a number.
+    wait.until(lambda d: "no monitor group yet" in page_text(d))
 
     # Live: a new alert shows up without reloading the page, and the selection stays.
     opened = int(time.time() * 1000)
