@@ -10,6 +10,7 @@ they never show in a repr, a log line or a traceback.
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, get_type_hints
@@ -74,6 +75,10 @@ class Settings:
     # Monitor
     group_id: str = "streamae-monitor"
     delivery: str = "at-least-once"
+    # A stable name for this monitor, unique in its group (e.g. the pod name): its
+    # transactional id in exactly-once mode and, when set, its static group
+    # membership, so a restart takes its partitions straight back. "" = host name.
+    instance_id: str = ""
     max_batch_wait_ms: int = 100
     max_poll_records: int = 5000
     metrics_port: int = 9108
@@ -180,6 +185,7 @@ _POSITIVE = {
     "idle_sensor_timeout_s",
     "broker_give_up_s",
 }
+_INSTANCE_ID = re.compile(r"[A-Za-z0-9._-]{1,200}")
 _NON_NEGATIVE = {"reorder_tolerance_ms", "max_gap_ms", "metrics_port", "dashboard_lookback_s"}
 
 
@@ -202,6 +208,11 @@ def _validate(settings: Settings) -> None:
     if not 0 < settings.dashboard_port < 65536:
         raise ConfigError(
             f"setting 'dashboard_port' must be a TCP port, got {settings.dashboard_port}"
+        )
+    if settings.instance_id and not _INSTANCE_ID.fullmatch(settings.instance_id):
+        raise ConfigError(
+            f"setting 'instance_id' is {settings.instance_id!r}; use 1 to 200 letters, digits, "
+            "'.', '_' or '-' (Kafka's rule for static member ids)"
         )
     if settings.stride > settings.window_size:
         raise ConfigError(
