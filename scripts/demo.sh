@@ -1,33 +1,42 @@
 #!/usr/bin/env bash
-# A first look at streamae: a local Kafka broker, a model trained on simulated
-# normal data, simulated sensors (with anomalies) publishing into the broker, a
-# small consumer showing the readings arrive, and the live monitor printing
-# alerts as it publishes them.
-#   scripts/demo.sh                      # 20 sensors, 1000 readings/s, 60 s
-#   DEMO_DURATION=120 DEMO_PORT=19092 scripts/demo.sh
-# The model is trained once into .kafka-demo/model/ and reused (delete it to retrain).
-# Ctrl-C stops early. On the way out the script stops exactly what it started
-# (a broker that was already running from .kafka-demo/ is left running).
+# The whole system on this machine: a local Apache Kafka broker, a model
+# (trained once, then reused), a sensor feed, the live monitor printing alerts as
+# it publishes them, and the dashboard.
+#   scripts/demo.sh              # 20 simulated sensors with injected anomalies
+#   scripts/demo.sh --replay     # a real recorded series (NAB machine temperature)
+# Environment: DEMO_DURATION (seconds of feed; default: until Ctrl-C),
+# DEMO_PORT (Kafka, default 9092), DEMO_DASHBOARD_PORT (default 8501),
+# DEMO_DIR (broker data, models and logs; default .kafka-demo).
+# Ctrl-C stops everything the script started, and nothing else (a broker that
+# was already running from DEMO_DIR is left running).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+MODE=simulate
+case "${1:-}" in
+    "") ;;
+    --replay) MODE=replay ;;
+    -h | --help) sed -n '2,11p' "$0" | cut -c3-; exit 0 ;;
+    *) echo "demo.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
+esac
+
 source scripts/_venv.sh
 
-DATA_DIR=.kafka-demo
+DATA_DIR="${DEMO_DIR:-.kafka-demo}"
 PORT="${DEMO_PORT:-9092}"
-DURATION="${DEMO_DURATION:-60}"
-MODEL_DIR="$DATA_DIR/model"
+DASHBOARD_PORT="${DEMO_DASHBOARD_PORT:-8501}"
+DURATION="${DEMO_DURATION:-86400}"
 SEED=1  # the same sensors for the training data and the live feed
+REPLAY_FILE=scripts/demo-data/machine_temperature_system_failure.csv
+mkdir -p "$DATA_DIR"
 
 started_broker=""
-watcher_pid=""
-simulator_pid=""
-monitor_pid=""
+pids=()
 cleanup() {
     trap - EXIT INT TERM
-    for pid in $simulator_pid $monitor_pid $watcher_pid; do
-        kill "$pid" 2>/dev/null || true  # SIGTERM: the monitor commits and leaves its group
-        wait "$pid" 2>/dev/null || true
-    done
+    # SIGTERM: the monitor finishes its batch and commits; the others just stop.
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
     if [[ -n $started_broker ]]; then
         streamae broker stop --data-dir "$DATA_DIR"
     fi
@@ -35,26 +44,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Print how many readings arrived, every two seconds, with the latest one. `exec`
-# makes the background job's pid python's own, so cleanup can stop it.
-watch_readings() {
-    exec python - <<'PY'
-import time
-
-from streamae.config import Settings
-from streamae.kafka.clients import make_consumer
-
-settings = Settings.load()
-consumer = make_consumer(settings, settings.readings_topic, auto_offset_reset="latest")
-count, latest, shown = 0, None, time.monotonic()
-while True:
-    for records in consumer.poll(timeout_ms=500).values():
-        count += len(records)
-        latest = records[-1]
-    if latest is not None and time.monotonic() - shown >= 2:
-        print(f"  readings received: {count:>7}   latest: {latest.value.decode()[:100]}", flush=True)
-        shown = time.monotonic()
-PY
+wait_for_log() {  # wait_for_log PID FILE TEXT: until FILE has TEXT, or PID died
+    until grep -q "$3" "$2" 2>/dev/null; do
+        kill -0 "$1" 2>/dev/null || { echo "demo.sh: failed, see $2:" >&2; tail -5 "$2" >&2; exit 1; }
+        sleep 0.5
+    done
 }
 
 echo "== 1. a local Apache Kafka broker ($DATA_DIR/)"
@@ -66,37 +60,45 @@ else
 fi
 STREAMAE_BOOTSTRAP_SERVERS=$(python -c "from streamae.kafka.broker import LocalBroker; print(LocalBroker('$DATA_DIR').bootstrap)")
 export STREAMAE_BOOTSTRAP_SERVERS
+# Each mode has its own topics and consumer group, so switching modes starts clean.
+export STREAMAE_READINGS_TOPIC="demo-$MODE-readings" STREAMAE_SCORES_TOPIC="demo-$MODE-scores"
+export STREAMAE_ALERTS_TOPIC="demo-$MODE-alerts" STREAMAE_DEAD_LETTER_TOPIC="demo-$MODE-dead-letter"
+export STREAMAE_STATE_TOPIC="demo-$MODE-state" STREAMAE_GROUP_ID="demo-$MODE"
 
-echo "== 2. a model trained on simulated normal data ($MODEL_DIR/)"
+MODEL_DIR="$DATA_DIR/model-$MODE"
+echo "== 2. a model trained on normal data ($MODEL_DIR/)"
 if [[ -f $MODEL_DIR/model.json ]]; then
     echo "using the model trained before (delete $MODEL_DIR to retrain)"
-else
+elif [[ $MODE == simulate ]]; then
     streamae simulate --sensors 20 --rate 1000 --duration 60 --anomaly-rate 0 --seed "$SEED" \
         --out "$DATA_DIR/normal.csv"
     streamae train --input "$DATA_DIR/normal.csv" --out "$MODEL_DIR" --arch conv --window 32 \
         --epochs 5 --quiet
+else
+    rows=$(($(wc -l <"$REPLAY_FILE") * 15 / 100))  # NAB's rule: train on the first 15%
+    streamae train --input "$REPLAY_FILE" --max-rows "$rows" --out "$MODEL_DIR" --arch conv \
+        --window 32 --epochs 10 --quiet
 fi
 
-echo "== 3. the monitor: readings -> scores, alerts (its log: $DATA_DIR/monitor.log)"
-streamae monitor --model "$MODEL_DIR" --group streamae-demo --metrics-port 0 --print-alerts \
-    2>"$DATA_DIR/monitor.log" &
-monitor_pid=$!
-until grep -q "partitions assigned: readings" "$DATA_DIR/monitor.log" 2>/dev/null; do
-    kill -0 "$monitor_pid" 2>/dev/null || { tail -5 "$DATA_DIR/monitor.log"; exit 1; }
-    sleep 0.5
-done
+echo "== 3. the dashboard: http://127.0.0.1:$DASHBOARD_PORT (its log: $DATA_DIR/dashboard.log)"
+streamae dashboard --port "$DASHBOARD_PORT" >"$DATA_DIR/dashboard.log" 2>&1 &
+pids+=($!)
 
-echo "== 4. simulated sensors with anomalies -> topic 'readings' at $STREAMAE_BOOTSTRAP_SERVERS for ${DURATION}s"
-watch_readings &
-watcher_pid=$!
-streamae simulate --sensors 20 --rate 1000 --duration "$DURATION" --anomaly-rate 0.05 \
-    --seed "$SEED" &
-simulator_pid=$!
-wait "$simulator_pid"
-simulator_pid=""
-sleep 3  # let the watcher and the monitor catch up with the last readings
-kill "$monitor_pid" && wait "$monitor_pid" || true
-monitor_pid=""
-grep "monitor stopped" "$DATA_DIR/monitor.log" || true
+echo "== 4. the monitor: readings -> scores, alerts (its log: $DATA_DIR/monitor.log)"
+streamae monitor --model "$MODEL_DIR" --metrics-port 0 --print-alerts 2>"$DATA_DIR/monitor.log" &
+pids+=($!)
+wait_for_log "$!" "$DATA_DIR/monitor.log" "partitions assigned"
 
+if [[ $MODE == simulate ]]; then
+    echo "== 5. 20 simulated sensors with anomalies -> Kafka for ${DURATION}s (Ctrl-C stops)"
+    streamae simulate --sensors 20 --rate 1000 --duration "$DURATION" --anomaly-rate 0.05 \
+        --seed "$SEED" 2>"$DATA_DIR/feed.log" &
+else
+    echo "== 5. replaying $REPLAY_FILE (one 5-minute reading every 0.1 s; Ctrl-C stops)"
+    timeout "$DURATION" streamae replay "$REPLAY_FILE" --speed 3000 2>"$DATA_DIR/feed.log" &
+fi
+pids+=($!)
+echo "   alerts as the monitor publishes them:"
+wait "${pids[-1]}" || true
+sleep 3  # let the monitor score the last readings before stopping it
 echo "== done"
