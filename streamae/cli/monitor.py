@@ -16,8 +16,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="score the readings topic live and publish scores and alerts",
         description=(
             "Join a consumer group on the readings topic, score every sensor's sliding "
-            "windows with a trained model, and publish scores, alerts and dead letters "
-            "(at-least-once: offsets are committed after the results are published). "
+            "windows with a trained model, and publish scores, alerts and dead letters. "
+            "Each sensor's state is checkpointed to the state topic, so a restart or a "
+            "rebalance resumes it without loss or warm-up. Delivery is at-least-once "
+            "(results, then state, then offsets) or exactly-once (one Kafka transaction "
+            "per batch; read the topics with isolation level read_committed). "
             "Run several monitors with the same --group to share the partitions. "
             "Stops cleanly on Ctrl-C / SIGTERM."
         ),
@@ -34,6 +37,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         dest="group_id",
         metavar="G",
         help="consumer group id (default: STREAMAE_GROUP_ID or streamae-monitor)",
+    )
+    parser.add_argument(
+        "--delivery",
+        choices=("at-least-once", "exactly-once"),
+        help="delivery guarantee (default: STREAMAE_DELIVERY or at-least-once)",
+    )
+    parser.add_argument(
+        "--instance-id",
+        metavar="NAME",
+        help="stable name of this monitor, unique in its group, e.g. the pod name "
+        "(default: STREAMAE_INSTANCE_ID or the host name)",
     )
     parser.add_argument(
         "--model-map",
@@ -71,7 +85,13 @@ def run(args: argparse.Namespace) -> int:
     from streamae.monitor.models import load_detectors
     from streamae.monitor.service import Monitor
 
-    settings = settings_from(args, model_map=args.model_map, metrics_port=args.metrics_port)
+    settings = settings_from(
+        args,
+        model_map=args.model_map,
+        metrics_port=args.metrics_port,
+        delivery=args.delivery,
+        instance_id=args.instance_id,
+    )
     detectors = load_detectors(settings)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

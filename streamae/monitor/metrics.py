@@ -57,6 +57,29 @@ class MonitorMetrics:
             registry=reg,
         )
         self.open_alerts = Gauge("streamae_open_alerts", "Alerts open right now", registry=reg)
+        self.sensors = Gauge(
+            "streamae_sensors", "Sensors whose state this monitor keeps", registry=reg
+        )
+        self.dropped = Counter(
+            "streamae_readings_dropped",
+            "Readings the windows dropped: duplicate or older than the sensor's last one",
+            ["reason"],
+            registry=reg,
+        )
+        self.state_records = Counter(
+            "streamae_state_records", "Sensor state records written (tombstones too)", registry=reg
+        )
+        self.restored = Counter(
+            "streamae_sensors_restored", "Sensors restored from the state topic", registry=reg
+        )
+        self.evicted = Counter(
+            "streamae_sensors_evicted", "Idle sensors whose state was dropped", registry=reg
+        )
+        self.rewinds = Counter(
+            "streamae_rewinds",
+            "Batches not committed and replayed from the last committed offsets",
+            registry=reg,
+        )
         self._server = None
         self._last_summary = (time.monotonic(), self.totals())
 
@@ -87,6 +110,10 @@ class MonitorMetrics:
             "opened": self.alerts_opened,
             "closed": self.alerts_closed,
             "dead_letters": self.dead_letters,
+            "restored": self.restored,
+            "evicted": self.evicted,
+            "rewinds": self.rewinds,
+            "state_records": self.state_records,
         }
         return {name: _value(counter) for name, counter in counters.items()}
 

@@ -2,7 +2,9 @@
 
 kafka-python calls these hooks on its IO thread while the monitor's own thread
 waits inside ``poll()`` (or ``close()``), so they may touch the monitor's state
-but must not call blocking consumer methods; see ``Monitor.handover``.
+but must not call blocking consumer methods; see ``Monitor.handover``. The state
+of newly assigned partitions is read afterwards, on the monitor's thread, before
+any of their records is processed (``Monitor.step``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ log = logging.getLogger(__name__)
 
 
 class PartitionHandover(ConsumerRebalanceListener):
-    """Checkpoints before partitions leave; forgets the sensors of partitions that left."""
+    """Checkpoints before partitions leave; forgets the sensors of partitions that left,
+    and marks the state of new ones to be restored."""
 
     def __init__(self, monitor: Monitor) -> None:
         self.monitor = monitor
@@ -33,7 +36,7 @@ class PartitionHandover(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info("partitions assigned: %s", _names(assigned))
-        self.monitor.keep_only(assigned)
+        self.monitor.reassigned(assigned)
 
     def on_partitions_lost(self, lost: set[TopicPartition]) -> None:
         # Evicted from the group: another monitor already owns these, and our

@@ -2,24 +2,31 @@
 
 Kafka is an adapter around ``Pipeline``. Each batch is::
 
-    poll → decode → pipeline.process → publish → flush producer → commit offsets
+    poll → (restore the state of newly assigned partitions) → sort records
+         → pipeline.process → send scores, alerts, dead letters → checkpoint
 
-Offsets are committed only once the broker has acknowledged everything the batch
-produced, so a crash replays the batch (duplicates) and loses nothing
-(at-least-once). Records that are not readings, and readings the pipeline
-rejects, go to the dead-letter topic with the reason; the monitor never stops
-on bad input.
+and a checkpoint makes the batch durable: results, then the state of every
+sensor the batch changed (compacted state topic), then the consumed offsets —
+acknowledged step by step (at-least-once) or in one transaction (exactly-once),
+see ``delivery.py``. Any failure before the offsets are committed rewinds:
+the sensors' state is reloaded from the state topic and the partitions are
+read again from the committed offsets, so a crash, a restart or a rebalance
+loses nothing and (exactly-once) repeats nothing. Restored sensors need no
+warm-up. Records that are not usable readings go to the dead-letter topic with
+the reason (``intake.py``); the monitor never stops on bad input.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+import msgspec
 from kafka import TopicPartition
 from kafka import errors as kerr
 from kafka.consumer.fetcher import ConsumerRecord
@@ -27,12 +34,22 @@ from kafka.structs import OffsetAndMetadata
 
 from streamae.config import Settings
 from streamae.detectors.base import Detector
-from streamae.exceptions import ConfigError, InvalidReading, KafkaUnavailable
+from streamae.exceptions import KafkaAuthError, KafkaUnavailable, StreamaeError
 from streamae.kafka.clients import kafka_errors
-from streamae.messages import Alert, DeadLetter, Reading, decode_reading, encode
-from streamae.monitor.connect import consumer_lag, open_clients
+from streamae.messages import Alert, DeadLetter, Score, encode
+from streamae.monitor.connect import (
+    TRANSACTION_TIMEOUT_MS,
+    Clients,
+    consumer_lag,
+    make_monitor_producer,
+    open_clients,
+)
+from streamae.monitor.delivery import AtLeastOnce, fenced, make_delivery
+from streamae.monitor.intake import Decoded, Record, sort_records
 from streamae.monitor.metrics import MonitorMetrics
+from streamae.monitor.outage import BACKOFF_S, GaveUp, Patience, tcp_reachable
 from streamae.monitor.rebalance import PartitionHandover
+from streamae.monitor.state import StateReader, encode_state
 from streamae.pipeline import DetectorRegistry, Output, Pipeline
 
 log = logging.getLogger(__name__)
@@ -41,18 +58,19 @@ log = logging.getLogger(__name__)
 # making the dead letter itself too large to publish.
 MAX_DEAD_LETTER_RAW = 64 * 1024
 LAG_REFRESH_S = 5.0
+#: How often idle sensors are looked for (wall clock; idleness is in reading time).
+SWEEP_EVERY_S = 10.0
 
 
 @dataclass
-class Decoded:
-    """One batch of records, decoded: readings with their records, and the invalid ones."""
+class Tracked:
+    """What the monitor keeps per sensor besides its pipeline state."""
 
-    readings: list[Reading] = field(default_factory=list)
-    origins: list[ConsumerRecord] = field(default_factory=list)
-    invalid: list[tuple[ConsumerRecord, str]] = field(default_factory=list)
+    partition: int  # where its readings (and so its state) live
+    newest_ts: int  # its newest reading, in reading time
 
 
-def _position(item: tuple[ConsumerRecord, str]) -> tuple[int, int]:
+def _position(item: tuple[Record, str]) -> tuple[int, int]:
     return item[0].partition, item[0].offset
 
 
@@ -70,30 +88,37 @@ class Monitor:
         from_beginning: bool = False,
         on_alert: Callable[[Alert], None] | None = None,
     ) -> None:
-        if settings.delivery != "at-least-once":
-            raise ConfigError(
-                f"the monitor delivers at-least-once; delivery {settings.delivery!r} is not "
-                f"supported yet (set {Settings.env_var('delivery')}=at-least-once)"
-            )
         self.settings = settings
         self.pipeline = Pipeline(settings, detectors)
         self.metrics = MonitorMetrics()
+        self.patience = Patience(settings)
         self._from_beginning = from_beginning
         self._on_alert = on_alert
-        self._consumer = None
-        self._producer = None
+        self.clients: Clients | None = None
+        self.delivery: AtLeastOnce | None = None
+        self._state: StateReader | None = None
         #: The readings partitions this monitor owns now.
         self.assigned: set[TopicPartition] = set()
-        self._partition_of: dict[str, TopicPartition] = {}  # sensor → where its readings arrive
-        self._open_alerts: dict[str, set[str]] = {}  # sensor → ids of its open alerts
-        # Since the last checkpoint: sends in flight, next offset per partition,
-        # Kafka timestamps of the readings scored, alerts to report once published.
-        self._sends: list = []
+        #: The sensors with state, and where their readings arrive.
+        self.sensors: dict[str, Tracked] = {}
+        self._alerting: set[str] = set()  # sensors with an open alert
+        self._watermark: dict[int, int] = {}  # partition → newest reading time seen
+        self._to_load: set[int] = set()  # partitions whose state is still to be restored
+        # Since the last checkpoint: sensors changed, sensors evicted (→ tombstones),
+        # next offset per partition, Kafka timestamps of the readings scored, alerts.
+        self._dirty: set[str] = set()
+        self._evicted: dict[str, int] = {}
         self._offsets: dict[TopicPartition, int] = {}
         self._scored_at: list[int] = []
         self._alerts: list[Alert] = []
+        # Where a rewind goes back to: the committed offset of each partition read.
+        self._resume: dict[TopicPartition, int] = {}
+        self._fenced = 0
+        self._drops = {"late": 0, "duplicate": 0}
         self._next_lag = self._next_summary = 0.0
+        self._next_sweep = time.monotonic() + SWEEP_EVERY_S
 
+    # -- the loop ------------------------------------------------------------
     def run(self, stop: threading.Event | None = None, max_runtime_s: float | None = None) -> None:
         """Consume until ``stop`` is set or ``max_runtime_s`` passes; checkpoint; close."""
         stop = stop or threading.Event()
@@ -101,10 +126,15 @@ class Monitor:
         self._connect()
         try:
             while not stop.is_set() and time.monotonic() < deadline:
-                self.step()
+                try:
+                    self.step()
+                except KafkaUnavailable as exc:
+                    self._recover(exc)
             # Readings held back for reordering are consumed already: score them now.
+            if self.settings.reorder_tolerance_ms:
+                self._dirty.update(self.sensors)
             self._publish(self.pipeline.flush(), Decoded())
-            self.checkpoint(self._commit)
+            self.checkpoint()
         except BaseException:
             self._offsets.clear()  # never commit what may not have been published
             raise
@@ -112,35 +142,46 @@ class Monitor:
             self._close()
 
     def step(self) -> None:
-        """One batch: poll → decode → pipeline.process → publish → checkpoint."""
+        """One batch: poll → restore new partitions → sort → process → publish → checkpoint."""
+        consumer = self.clients.consumer
         with kafka_errors(self.settings, f"polling {self.settings.readings_topic}"):
-            batch = self._consumer.poll(timeout_ms=self.settings.max_batch_wait_ms)
+            batch = consumer.poll(timeout_ms=self.settings.max_batch_wait_ms)
+        if self._to_load:
+            self._restore(self._to_load)
         records = [record for part in batch.values() for record in part]
         if records:
-            decoded = self._decode(records)
-            output = self.pipeline.process(decoded.readings)
-            self._publish(output, decoded)
             for tp, part in batch.items():
+                self._resume.setdefault(tp, part[0].offset)
                 self._offsets[tp] = part[-1].offset + 1
+            self._process(records)
             self.metrics.readings.inc(len(records))
             self.metrics.batch_size.observe(len(records))
-        self.checkpoint(self._commit)
+        self.checkpoint()
         self._tick()
 
-    def _decode(self, records: Iterable[ConsumerRecord]) -> Decoded:
-        """The valid readings, the record each came from, and the invalid records."""
-        decoded = Decoded()
-        for record in records:
-            try:
-                reading = decode_reading(record.value)
-            except InvalidReading as exc:
-                decoded.invalid.append((record, str(exc)))
+    def _process(self, records: list[ConsumerRecord]) -> None:
+        room = max(0, self.settings.max_sensors - len(self.sensors))
+        decoded = sort_records(records, self.sensors, room)
+        output = self.pipeline.process(decoded.readings)
+        rejected = {index for index, _ in output.rejected}
+        for index, (reading, record) in enumerate(
+            zip(decoded.readings, decoded.origins, strict=True)
+        ):
+            if index in rejected:
                 continue
-            decoded.readings.append(reading)
-            decoded.origins.append(record)
-            self._partition_of[reading.sensor_id] = TopicPartition(record.topic, record.partition)
-        return decoded
+            sensor, ts = reading.sensor_id, reading.ts_ms
+            tracked = self.sensors.get(sensor)
+            if tracked is None:
+                self.sensors[sensor] = Tracked(record.partition, ts)
+            else:
+                tracked.partition = record.partition
+                tracked.newest_ts = max(tracked.newest_ts, ts)
+            self._dirty.add(sensor)
+            if ts > self._watermark.get(record.partition, ts - 1):
+                self._watermark[record.partition] = ts
+        self._publish(output, decoded)
 
+    # -- results ---------------------------------------------------------------
     def _publish(self, output: Output, decoded: Decoded) -> None:
         """Send dead letters (invalid or rejected records, in offset order), scores and alerts."""
         rejected = [(decoded.origins[index], reason) for index, reason in output.rejected]
@@ -150,25 +191,24 @@ class Monitor:
             (r.sensor_id, r.ts_ms): o.timestamp
             for r, o in zip(decoded.readings, decoded.origins, strict=True)
         }
-        settings = self.settings
+        settings, send = self.settings, self.delivery.send
         for score in output.scores:
-            self._send(settings.scores_topic, score.sensor_id.encode(), encode(score))
+            send(settings.scores_topic, score.sensor_id.encode(), encode(_finite_score(score)))
             if (score.sensor_id, score.ts) in stamps:
                 self._scored_at.append(stamps[score.sensor_id, score.ts])
         for alert in output.alerts:
-            self._send(settings.alerts_topic, alert.sensor_id.encode(), encode(alert))
-            ids = self._open_alerts.setdefault(alert.sensor_id, set())
+            send(settings.alerts_topic, alert.sensor_id.encode(), encode(_finite_alert(alert)))
             if alert.state == "open":
-                ids.add(alert.alert_id)
+                self._alerting.add(alert.sensor_id)
                 self.metrics.alerts_opened.inc()
             else:
-                ids.discard(alert.alert_id)
+                self._alerting.discard(alert.sensor_id)
                 self.metrics.alerts_closed.inc()
         self._alerts.extend(output.alerts)
         self.metrics.windows.inc(len(output.scores))
-        self.metrics.open_alerts.set(sum(map(len, self._open_alerts.values())))
+        self.metrics.open_alerts.set(len(self._alerting))
 
-    def _dead_letter(self, record: ConsumerRecord, error: str) -> None:
+    def _dead_letter(self, record: Record, error: str) -> None:
         raw = record.value or b""
         if len(raw) > MAX_DEAD_LETTER_RAW:
             error += f" (raw value cut to its first {MAX_DEAD_LETTER_RAW} of {len(raw)} bytes)"
@@ -176,49 +216,56 @@ class Monitor:
         letter = DeadLetter.of(
             error, record.topic, record.partition, record.offset, record.key, raw
         )
-        self._send(self.settings.dead_letter_topic, record.key, encode(letter))
+        self.delivery.send(self.settings.dead_letter_topic, record.key, encode(letter))
         self.metrics.dead_letters.inc()
 
-    def _send(self, topic: str, key: bytes | None, value: bytes) -> None:
-        with kafka_errors(self.settings, f"publishing to {topic}"):
-            self._sends.append(self._producer.send(topic, value=value, key=key))
-
-    def checkpoint(self, commit: Callable[[dict[TopicPartition, OffsetAndMetadata]], None]) -> None:
+    # -- checkpoints -----------------------------------------------------------
+    def checkpoint(self, commit: Callable[[dict], None] | None = None) -> None:
         """Make everything processed so far durable, in this order:
 
-        1. publish scores, alerts and dead letters (sent while processing);
-        2. flush the producer and check the broker acknowledged every send;
-        3. commit the consumed offsets with ``commit``.
+        1. evict the sensors idle for longer than ``idle_sensor_timeout_s``;
+        2. publish scores, alerts and dead letters (sent while processing);
+        3. write the state of every sensor changed since the last checkpoint
+           (a tombstone for each evicted one) to its readings' partition number;
+        4. commit the consumed offsets (with ``commit``, by default synchronously).
 
-        If 2 fails nothing is committed and ``KafkaUnavailable`` is raised: the
-        batch is replayed after a restart (at-least-once).
+        At-least-once, each step is acknowledged before the next; exactly-once,
+        2-4 are one transaction. If anything fails, nothing more is committed and
+        ``KafkaUnavailable`` is raised: ``run`` rewinds to the last checkpoint.
         """
-        with kafka_errors(self.settings, "publishing results"):
-            self._producer.flush()
-        failed = [send.exception for send in self._sends if send.failed()]
-        self._sends.clear()
-        if failed:
-            self._offsets.clear()
-            raise KafkaUnavailable(
-                f"{len(failed)} result message(s) were not published ({failed[0]}); "
-                "offsets were not committed, so a restart replays them"
-            )
+        self._sweep()
+        offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._offsets.items()}
+        self.delivery.commit(self._write_state, offsets, commit or self._commit)
+        self._resume.update(self._offsets)
+        self._offsets.clear()
+        self._fenced = 0
         now_ms = time.time() * 1000
         for stamp in self._scored_at:
             self.metrics.latency.observe(max(0.0, now_ms - stamp) / 1000)
         self._scored_at.clear()
-        if self._offsets:
-            commit({tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._offsets.items()})
-            self._offsets.clear()
         if self._on_alert is not None:
             for alert in self._alerts:
                 self._on_alert(alert)
         self._alerts.clear()
 
+    def _write_state(self) -> None:
+        topic, send = self.settings.state_topic, self.delivery.send
+        for sensor in self._dirty:
+            tracked = self.sensors.get(sensor)
+            if tracked is not None:
+                record = encode_state(tracked.newest_ts, self.pipeline.snapshot(sensor))
+                send(topic, sensor.encode(), record, tracked.partition)
+        for sensor, partition in self._evicted.items():
+            send(topic, sensor.encode(), None, partition)
+        self.metrics.state_records.inc(len(self._dirty) + len(self._evicted))
+        self._dirty.clear()
+        self._evicted.clear()
+
     def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        consumer = self.clients.consumer
         try:
             with kafka_errors(self.settings, "committing offsets"):
-                self._consumer.commit(offsets)
+                self.patience.retry(lambda: consumer.commit(offsets), "committing offsets")
         except KafkaUnavailable as exc:
             if not isinstance(
                 exc.__cause__, kerr.CommitFailedError | kerr.RebalanceInProgressError
@@ -228,48 +275,209 @@ class Monitor:
             # the batch from the last commit (duplicates, never losses).
             log.warning("offsets not committed, the group is rebalancing: %s", exc.__cause__)
 
-    def handover(self, revoked: set[TopicPartition]) -> None:
-        """Before a rebalance: publish, flush and commit what was processed.
+    # -- failures --------------------------------------------------------------
+    def _recover(self, exc: KafkaUnavailable) -> None:
+        """After a failed batch: abort it, reload state, re-read from the committed offsets."""
+        if isinstance(exc, GaveUp | KafkaAuthError):
+            raise exc
+        self._check_fencing(exc)
+        log.warning("batch not committed, replaying it from the last checkpoint: %s", exc)
+        attempt = 0
+        while True:
+            try:
+                self._abort()
+                self._rewind()
+                return
+            except KafkaUnavailable as again:
+                if isinstance(again, GaveUp | KafkaAuthError):
+                    raise
+                self._check_fencing(again)
+                self.patience.unreachable("recovering from a failed batch", again)
+                time.sleep(BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)])
+                attempt += 1
 
-        Runs on kafka-python's IO thread, where only the non-blocking commit is allowed.
-        """
+    def _check_fencing(self, exc: BaseException) -> None:
+        kind = fenced(exc)
+        if kind == "instance" or (kind == "producer" and self._fenced):
+            name = self.settings.instance_id or "this host's name"
+            raise KafkaUnavailable(
+                f"another monitor in group {self.settings.group_id!r} runs as instance "
+                f"{name!r} and took over ({exc.__cause__ or exc}); give each monitor its own "
+                f"{Settings.env_var('instance_id')}"
+            ) from exc
+        if kind == "producer":
+            self._fenced += 1
+
+    def _abort(self) -> None:
         try:
-            self.checkpoint(lambda offsets: self._consumer.commit_async(offsets))
+            self.delivery.abort()
+        except KafkaUnavailable as exc:
+            if isinstance(exc, GaveUp):
+                raise
+            # The producer is in a state it cannot abort from (fenced, or timed out by
+            # the coordinator): a new one with the same transactional id starts clean.
+            log.warning("starting a new producer, the old one cannot abort: %s", exc)
+            old = self.clients.producer
+            self.clients.producer = self.patience.wait(
+                lambda: make_monitor_producer(self.settings), "starting a producer"
+            )
+            try:
+                old.close(timeout=1)
+            except kerr.KafkaError as close_exc:
+                log.debug("closing the old producer: %s", close_exc)
+
+    def _rewind(self) -> None:
+        """Back to the last checkpoint: state from the state topic, records from there on."""
+        self.metrics.rewinds.inc()
+        self.forget(list(self.sensors), why="rewind")
+        self._dirty.clear()
+        self._evicted.clear()
+        self._offsets.clear()
+        self._scored_at.clear()
+        self._alerts.clear()
+        consumer = self.clients.consumer
+        with kafka_errors(self.settings, "seeking back to the committed offsets"):
+            for tp, offset in list(self._resume.items()):
+                if tp in self.assigned:
+                    consumer.seek(tp, offset)
+                else:
+                    del self._resume[tp]
+        self._to_load = {tp.partition for tp in self.assigned}
+        self._restore(self._to_load)
+
+    # -- partitions and sensors ------------------------------------------------
+    def handover(self, revoked: set[TopicPartition]) -> None:
+        """Before a rebalance: checkpoint what was processed (at-least-once).
+
+        Runs on kafka-python's IO thread, where only the non-blocking commit is
+        allowed. Each batch is checkpointed before the next poll, so normally
+        there is nothing left; an exactly-once transaction is never open here.
+        """
+        if not self._offsets and not self.delivery.pending:
+            return
+        try:
+            self.checkpoint(lambda offsets: self.clients.consumer.commit_async(offsets))
         except KafkaUnavailable as exc:
             log.error("checkpoint before the rebalance failed; the batch will be replayed: %s", exc)
 
-    def keep_only(self, assigned: set[TopicPartition]) -> None:
-        """After a rebalance: forget the sensors whose partitions went to another monitor."""
+    def reassigned(self, assigned: set[TopicPartition]) -> None:
+        """After a rebalance: forget the sensors of partitions that left; restore new ones."""
+        gone = {tp.partition for tp in self.assigned - assigned}
+        added = {tp.partition for tp in assigned - self.assigned}
         self.assigned = set(assigned)
-        self.forget(s for s, tp in self._partition_of.items() if tp not in assigned)
+        self.forget([s for s, t in self.sensors.items() if t.partition in gone], why="moved")
+        self._to_load = (self._to_load - gone) | added
+        # Every position is fetched from the committed offsets again.
+        self._resume.clear()
 
     def drop(self, lost: set[TopicPartition]) -> None:
-        """Evicted: discard state and uncommitted offsets of ``lost``."""
+        """Evicted from the group: discard state and uncommitted offsets of ``lost``."""
         self.assigned -= lost
+        parts = {tp.partition for tp in lost}
         for tp in lost:
             self._offsets.pop(tp, None)
-        self.forget(s for s, tp in self._partition_of.items() if tp in lost)
+            self._resume.pop(tp, None)
+        self._to_load -= parts
+        self.forget([s for s, t in self.sensors.items() if t.partition in parts], why="lost")
 
-    def forget(self, sensors: Iterable[str]) -> None:
-        """Drop the state of ``sensors``; they start cleanly if their readings come back."""
+    def forget(self, sensors: Iterable[str], why: str = "moved") -> None:
+        """Drop the state of ``sensors``; they are restored or start cleanly if they come back."""
         sensors = list(sensors)
         if not sensors:
             return
         self.pipeline.forget(sensors)
         for sensor in sensors:
-            self._partition_of.pop(sensor, None)
-            self._open_alerts.pop(sensor, None)
-        self.metrics.open_alerts.set(sum(map(len, self._open_alerts.values())))
-        log.info("forgot %d sensor(s) now owned by another monitor", len(sensors))
+            self.sensors.pop(sensor, None)
+            self._alerting.discard(sensor)
+            self._dirty.discard(sensor)
+        self.metrics.sensors.set(len(self.sensors))
+        self.metrics.open_alerts.set(len(self._alerting))
+        if why == "moved":
+            log.info("forgot %d sensor(s) now owned by another monitor", len(sensors))
 
+    def _restore(self, partitions: set[int]) -> None:
+        """Restore the sensors stored in state ``partitions`` (those still assigned)."""
+        owned = {tp.partition for tp in self.assigned}
+        partitions = set(partitions) & owned
+        states = self._state.read(partitions) if partitions else {}
+        restored = 0
+        for sensor, (partition, record) in states.items():
+            if partition not in owned:
+                continue
+            try:
+                self.pipeline.restore(sensor, record.pipeline)
+            except (StreamaeError, LookupError, TypeError, ValueError) as exc:
+                log.warning("sensor %s: state not restorable (%s); starting fresh", sensor, exc)
+                self.pipeline.forget([sensor])
+                continue
+            self.sensors[sensor] = Tracked(partition, record.newest_ts)
+            if _alert_open(record.pipeline):
+                self._alerting.add(sensor)
+            if record.newest_ts > self._watermark.get(partition, record.newest_ts - 1):
+                self._watermark[partition] = record.newest_ts
+            restored += 1
+        self._to_load -= partitions
+        self.metrics.restored.inc(restored)
+        self.metrics.sensors.set(len(self.sensors))
+        self.metrics.open_alerts.set(len(self._alerting))
+        if partitions:
+            log.info(
+                "restored %d sensor(s) from %s partition(s) %s",
+                restored,
+                self.settings.state_topic,
+                ", ".join(map(str, sorted(partitions))),
+            )
+        if len(self.sensors) > self.settings.max_sensors:
+            log.warning(
+                "keeping %d sensors, over max_sensors (%d): new sensors are refused",
+                len(self.sensors),
+                self.settings.max_sensors,
+            )
+
+    def _sweep(self) -> None:
+        """Evict sensors idle (in reading time) for longer than ``idle_sensor_timeout_s``.
+
+        A sensor with an open alert is kept, so that its alert can still close.
+        """
+        now = time.monotonic()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + SWEEP_EVERY_S
+        timeout_ms = self.settings.idle_sensor_timeout_s * 1000
+        idle = [
+            (sensor, tracked.partition)
+            for sensor, tracked in self.sensors.items()
+            if self._watermark.get(tracked.partition, 0) - tracked.newest_ts > timeout_ms
+            and sensor not in self._alerting
+        ]
+        if not idle:
+            return
+        self.forget([sensor for sensor, _ in idle], why="idle")
+        self._evicted.update(idle)
+        self.metrics.evicted.inc(len(idle))
+        log.info(
+            "evicted %d sensor(s) idle for over %g s of reading time",
+            len(idle),
+            self.settings.idle_sensor_timeout_s,
+        )
+
+    # -- housekeeping ------------------------------------------------------------
     def _tick(self) -> None:
-        """Refresh the lag gauge and log the summary when they are due."""
+        """Refresh the gauges, notice an outage while idle, log the summary when due."""
         now = time.monotonic()
         if now >= self._next_lag:
             self._next_lag = now + LAG_REFRESH_S
-            lag = consumer_lag(self._consumer)
+            self.metrics.sensors.set(len(self.sensors))
+            for reason in self._drops:
+                count = self.pipeline.counts[reason]
+                self.metrics.dropped.labels(reason).inc(count - self._drops[reason])
+                self._drops[reason] = count
+            lag = consumer_lag(self.clients.consumer)
             if lag is not None:
                 self.metrics.lag.set(lag)
+                self.patience.reachable()
+            elif not tcp_reachable(self.settings.bootstrap_servers):
+                self.patience.unreachable(f"polling {self.settings.readings_topic}")
         if now >= self._next_summary:
             if self._next_summary:
                 log.info("monitor: %s", self.metrics.summary())
@@ -277,38 +485,92 @@ class Monitor:
 
     def _connect(self) -> None:
         settings = self.settings
-        self._consumer, self._producer = open_clients(
+        self.clients = open_clients(
             settings, from_beginning=self._from_beginning, listener=PartitionHandover(self)
         )
+        self.delivery = make_delivery(settings, self.clients, self.patience)
+        # A previous owner's last transaction is resolved within the transaction
+        # timeout (at once when this is the same instance restarting).
+        settle_s = TRANSACTION_TIMEOUT_MS / 1000 + 10
+        self._state = StateReader(settings, self.clients.state_consumer, settle_s=settle_s)
         try:
             self.metrics.serve(settings.metrics_port)
         except BaseException:
             self._close()
             raise
         log.info(
-            "monitoring %s as group %r → %s, %s (dead letters: %s)",
+            "monitoring %s as group %r, %s → %s, %s (state: %s, dead letters: %s)",
             settings.readings_topic,
             settings.group_id,
+            settings.delivery,
             settings.scores_topic,
             settings.alerts_topic,
+            settings.state_topic,
             settings.dead_letter_topic,
         )
 
     def _close(self) -> None:
-        """Leave the group (its revoke hook checkpoints), then close the producer."""
+        """Leave the group (its revoke hook checkpoints), then close the other clients."""
         try:
-            if self._consumer is not None:
-                self._consumer.close(autocommit=False)
-            if self._producer is not None:
-                self._producer.close()
+            if self.clients is not None:
+                self.clients.consumer.close(autocommit=False)
+                self.clients.close()
         except kerr.KafkaError as exc:  # everything that matters was committed before
             log.warning("closing the Kafka clients: %s", exc)
         finally:
-            self._consumer = self._producer = None
+            self.clients = None
             self.metrics.close()
         totals = self.metrics.totals()
         log.info(
             "monitor stopped: %d readings consumed, %d windows scored, %d alerts opened, "
-            "%d closed, %d dead-lettered",
-            *(totals[k] for k in ("readings", "windows", "opened", "closed", "dead_letters")),
+            "%d closed, %d dead-lettered, %d sensors restored, %d evicted, %d batches replayed",
+            *(
+                totals[k]
+                for k in (
+                    "readings",
+                    "windows",
+                    "opened",
+                    "closed",
+                    "dead_letters",
+                    "restored",
+                    "evicted",
+                    "rewinds",
+                )
+            ),
         )
+
+
+_MAX = sys.float_info.max
+
+
+def _finite(number: float) -> float:
+    """``number``; ±inf and NaN (a model's arithmetic overflowing) as ±the largest float,
+    since JSON has no infinity and subscribers expect a number."""
+    if math.isfinite(number):
+        return number
+    return -_MAX if number < 0 else _MAX
+
+
+def _finite_score(score: Score) -> Score:
+    errors = score.channel_errors
+    if math.isfinite(score.score + score.threshold + sum(errors.values())):
+        return score
+    return msgspec.structs.replace(
+        score,
+        score=_finite(score.score),
+        threshold=_finite(score.threshold),
+        channel_errors={channel: _finite(e) for channel, e in errors.items()},
+    )
+
+
+def _finite_alert(alert: Alert) -> Alert:
+    if math.isfinite(alert.peak_score + alert.threshold):
+        return alert
+    return msgspec.structs.replace(
+        alert, peak_score=_finite(alert.peak_score), threshold=_finite(alert.threshold)
+    )
+
+
+def _alert_open(snapshot: dict) -> bool:
+    alerts = snapshot.get("alerts")
+    return isinstance(alerts, dict) and bool(alerts.get("is_open"))

@@ -7,9 +7,8 @@ exactly one alert and normal traffic none (checked offline on seeds 1, 2, 3, 7
 with k from 12 to 15: all events found, no false alert). The monitor is fed the
 readings *after* the training part, as it would be in production.
 
-The window is short (4) on purpose: a restarted monitor starts its sensors with
-empty windows, and an event (10+ readings, a spike at each end) can then never
-fall entirely into the few readings it needs to fill them again.
+The window is short (4) to keep the tests fast; a restarted monitor restores its
+sensors' windows from the state topic, so no event falls into a refill gap.
 """
 
 from __future__ import annotations

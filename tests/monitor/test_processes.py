@@ -64,6 +64,7 @@ def test_two_monitors_split_the_partitions_and_emit_the_alerts_of_one(
         group_id=settings.group_id + "-alone",
         scores_topic=settings.scores_topic + "-alone",
         alerts_topic=settings.alerts_topic + "-alone",
+        state_topic=settings.state_topic + "-alone",
     )
     with monitor_thread(alone, SPEC.registry()):
         kio.wait_consumed(alone.group_id, alone.readings_topic)
@@ -122,19 +123,18 @@ def test_kill_9_mid_stream_then_restart_still_alerts_every_event(
     events_twice = sum(1 for got in per_event.values() if len({a.alert_id for a in got}) > 1)
     windows = {(s.sensor_id, s.ts) for s in scores}
     all_windows = SPEC.sensors * (2000 - SPEC.window + 1)
-    # The restarted monitor starts each sensor with an empty window (no state
-    # checkpoint): the first window - 1 readings after its resume point end no window.
-    refill = SPEC.sensors * (SPEC.window - 1)
     print(
         f"\nkill -9 after {scored_before} scores published, then a restart: "
         f"{len(run.expected)} events expected, "
         f"{sum(1 for e in run.expected if run.events.index(e) in per_event)} alerted; "
         f"{len(opened)} alert openings, {same_id} duplicate alert messages (same alert_id), "
         f"{events_twice} events alerted under two ids; {len(scores)} scores for "
-        f"{len(windows)} distinct windows ({len(scores) - len(windows)} duplicates replayed, "
-        f"{all_windows - len(windows)} of {all_windows} windows not formed while refilling)"
+        f"{len(windows)} distinct windows of {all_windows} "
+        f"({len(scores) - len(windows)} duplicates replayed)"
     )
     for event in run.expected:
         assert run.events.index(event) in per_event, f"no alert for {event}"
     assert unmatched == []
-    assert all_windows - refill <= len(windows) <= all_windows
+    # The restarted monitor restores every sensor's window from the state topic:
+    # no window is lost to refilling it.
+    assert len(windows) == all_windows

@@ -1,0 +1,172 @@
+"""How a batch's results, sensor state and consumed offsets become durable together.
+
+``Settings.delivery`` picks one:
+
+- ``AtLeastOnce`` (the default): publish results → state → offsets, each step
+  acknowledged before the next. A crash replays from the last committed
+  offsets: results published again (alerts carry deterministic ids), never
+  lost; readings that the saved state already holds are dropped as duplicates.
+- ``ExactlyOnce``: one Kafka transaction per batch holds the results, the state
+  and the offsets; read_committed consumers see every result exactly once.
+
+>>> delivery = make_delivery(settings, clients, patience)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from kafka import KafkaProducer, TopicPartition
+from kafka import errors as kerr
+from kafka.structs import OffsetAndMetadata
+
+from streamae.config import Settings
+from streamae.exceptions import KafkaUnavailable
+from streamae.kafka.clients import kafka_errors
+from streamae.monitor.connect import Clients
+from streamae.monitor.outage import Patience
+
+log = logging.getLogger(__name__)
+
+Offsets = dict[TopicPartition, OffsetAndMetadata]
+
+
+class AtLeastOnce:
+    """Results, then state, then offsets; a crash in between replays, never loses."""
+
+    exactly_once = False
+
+    def __init__(self, settings: Settings, clients: Clients, patience: Patience) -> None:
+        self.settings = settings
+        self.clients = clients
+        self.patience = patience
+        self._sends: list = []
+
+    @property
+    def producer(self) -> KafkaProducer:
+        return self.clients.producer
+
+    def send(
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
+    ):
+        with kafka_errors(self.settings, f"publishing to {topic}"):
+            self._sends.append(self.producer.send(topic, value=value, key=key, partition=partition))
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._sends)
+
+    def commit(
+        self,
+        write_state: Callable[[], None],
+        offsets: Offsets,
+        commit_offsets: Callable[[Offsets], None],
+    ) -> None:
+        """1. flush the results; 2. write and flush the state; 3. ``commit_offsets``.
+
+        State goes after the results so that a crash between the two replays
+        the batch against the old state (duplicates), never the new state
+        (which would drop the replayed readings whose results were lost).
+        """
+        self._acknowledged("publishing results")
+        write_state()
+        self._acknowledged("writing sensor state")
+        if offsets:
+            commit_offsets(offsets)
+
+    def abort(self) -> None:
+        """Forget what was sent; the replay from the committed offsets sends it again."""
+        self._sends.clear()
+
+    def _acknowledged(self, action: str) -> None:
+        if not self._sends:
+            return
+        with kafka_errors(self.settings, action):
+            self.patience.wait(self.producer.flush, action)
+        failed = [send.exception for send in self._sends if send.failed()]
+        self._sends.clear()
+        if failed:
+            raise KafkaUnavailable(
+                f"{len(failed)} message(s) were not published while {action} ({failed[0]}); "
+                "offsets were not committed, so the batch is replayed"
+            )
+
+
+class ExactlyOnce(AtLeastOnce):
+    """One transaction per batch: results, state and offsets commit or abort together."""
+
+    exactly_once = True
+
+    def __init__(self, settings: Settings, clients: Clients, patience: Patience) -> None:
+        super().__init__(settings, clients, patience)
+        self._open = False
+
+    def send(
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
+    ):
+        self._begin()
+        super().send(topic, key, value, partition)
+
+    @property
+    def pending(self) -> bool:
+        return self._open
+
+    def commit(
+        self,
+        write_state: Callable[[], None],
+        offsets: Offsets,
+        commit_offsets: Callable[[Offsets], None],
+    ) -> None:
+        """In one transaction: results (sent already), state, offsets; then commit it.
+
+        ``commit_offsets`` is not used: the offsets are part of the transaction.
+        """
+        if not self._open and not offsets:
+            return
+        self._begin()
+        write_state()
+        producer, consumer = self.producer, self.clients.consumer
+        with kafka_errors(self.settings, "committing the transaction"):
+            if offsets:
+                self.patience.wait(
+                    lambda: producer.send_offsets_to_transaction(
+                        offsets, consumer.group_metadata()
+                    ),
+                    "adding the offsets to the transaction",
+                )
+            self.patience.wait(producer.commit_transaction, "committing the transaction")
+        self._open = False
+        self._sends.clear()
+
+    def abort(self) -> None:
+        """Abort the open transaction: none of its messages, state or offsets count."""
+        self._sends.clear()
+        if not self._open:
+            return
+        self._open = False
+        with kafka_errors(self.settings, "aborting the transaction"):
+            self.patience.wait(self.producer.abort_transaction, "aborting the transaction")
+
+    def _begin(self) -> None:
+        if not self._open:
+            with kafka_errors(self.settings, "beginning a transaction"):
+                self.producer.begin_transaction()
+            self._open = True
+
+
+def make_delivery(settings: Settings, clients: Clients, patience: Patience) -> AtLeastOnce:
+    kind = ExactlyOnce if settings.delivery == "exactly-once" else AtLeastOnce
+    return kind(settings, clients, patience)
+
+
+def fenced(exc: BaseException | None) -> str | None:
+    """Whether ``exc`` (or a cause) says another monitor took over our identity:
+    "producer" (our transactional id), "instance" (our static member id) or None."""
+    while exc is not None:
+        if isinstance(exc, kerr.ProducerFencedError):
+            return "producer"
+        if isinstance(exc, kerr.FencedInstanceIdError):
+            return "instance"
+        exc = exc.__cause__ or exc.__context__
+    return None

@@ -1,0 +1,134 @@
+"""Per-sensor state checkpoints on the compacted state topic.
+
+One record per sensor: key = sensor_id, value = JSON of ``Pipeline.snapshot``
+(window buffer, threshold ring, alert tracker) plus the sensor's newest reading
+time; a tombstone (value None) when the sensor is evicted. A sensor's state goes
+to the partition NUMBER its readings come from, so the monitor that owns
+readings partition p restores its sensors from state partition p alone.
+
+The snapshot keeps every float exactly (float64): a restored sensor then gives
+bit-for-bit the scores and alerts of an uninterrupted run. With the default
+threshold ring of 2000 scores a record is about 22 kB of JSON (the producer's
+lz4 compression takes a quarter off); it is written only for the sensors a
+batch changed.
+
+>>> record = encode_state(1764151200000, {"version": 1})
+>>> decode_state(record)
+StateRecord(newest_ts=1764151200000, pipeline={'version': 1})
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+import msgspec
+from kafka import KafkaConsumer, TopicPartition
+
+from streamae.config import Settings
+from streamae.exceptions import KafkaUnavailable
+from streamae.kafka.clients import kafka_errors
+
+log = logging.getLogger(__name__)
+
+#: Format version of a state record (the pipeline snapshot inside has its own).
+FORMAT = 1
+POLL_MS = 200
+
+
+class StateRecord(msgspec.Struct, frozen=True):
+    """What the state topic holds for one sensor."""
+
+    newest_ts: int
+    pipeline: dict
+
+
+class _Wire(msgspec.Struct):
+    format: int
+    newest_ts: int
+    pipeline: dict
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(_Wire)
+
+
+def encode_state(newest_ts: int, snapshot: dict) -> bytes:
+    """The state record of a sensor whose newest reading is at ``newest_ts``."""
+    return _encoder.encode({"format": FORMAT, "newest_ts": newest_ts, "pipeline": snapshot})
+
+
+def decode_state(raw: bytes) -> StateRecord:
+    """Decode a state record; ``ValueError`` if it is not one this version can use."""
+    try:
+        wire = _decoder.decode(raw)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise ValueError(f"not a state record ({exc})") from None
+    if wire.format != FORMAT:
+        raise ValueError(f"state record format {wire.format}, this monitor reads {FORMAT}")
+    return StateRecord(wire.newest_ts, wire.pipeline)
+
+
+class StateReader:
+    """Reads state partitions to their end: the latest record of every sensor in them.
+
+    In exactly-once mode it reads committed records only, and first waits (up to
+    ``settle_s``) for transactions still open on those partitions — a previous
+    owner's last checkpoint — to be committed or aborted, so the state it returns
+    is the state the group's committed offsets belong to.
+    """
+
+    def __init__(self, settings: Settings, consumer: KafkaConsumer, *, settle_s: float) -> None:
+        self.settings = settings
+        self.consumer = consumer
+        self.settle_s = settle_s
+        self.exactly_once = settings.delivery == "exactly-once"
+
+    def read(self, partitions: Iterable[int]) -> dict[str, tuple[int, StateRecord]]:
+        """``{sensor_id: (partition, record)}`` for the sensors stored in ``partitions``."""
+        topic = self.settings.state_topic
+        tps = [TopicPartition(topic, p) for p in sorted(set(partitions))]
+        if not tps:
+            return {}
+        latest: dict[bytes, tuple[int, bytes | None]] = {}
+        with kafka_errors(self.settings, f"reading the state topic {topic}"):
+            self.consumer.assign(tps)
+            self.consumer.seek_to_beginning(*tps)
+            deadline = time.monotonic() + self.settle_s
+            while True:
+                ends = self.consumer.end_offsets(tps)
+                while any(self.consumer.position(tp) < ends[tp] for tp in tps):
+                    for tp, records in self.consumer.poll(timeout_ms=POLL_MS).items():
+                        for record in records:
+                            latest[record.key] = (tp.partition, record.value)
+                if self._settled(tps, ends, deadline):
+                    break
+            self.consumer.assign([])
+        states: dict[str, tuple[int, StateRecord]] = {}
+        for key, (partition, value) in latest.items():
+            if key is None or value is None:  # a tombstone: the sensor was evicted
+                continue
+            sensor = key.decode("utf-8", "replace")
+            try:
+                states[sensor] = (partition, decode_state(value))
+            except ValueError as exc:
+                log.warning("sensor %s: unusable state record (%s); starting fresh", sensor, exc)
+        return states
+
+    def _settled(self, tps: list[TopicPartition], ends: dict, deadline: float) -> bool:
+        """Whether no transaction is open beyond the committed end (always, at-least-once)."""
+        if not self.exactly_once:
+            return True
+        self.consumer.poll(timeout_ms=POLL_MS)  # refreshes the high watermarks
+        open_tps = [tp for tp in tps if (self.consumer.highwater(tp) or 0) > ends[tp]]
+        if not open_tps:
+            return True
+        if time.monotonic() > deadline:
+            raise KafkaUnavailable(
+                f"state partitions {', '.join(str(tp.partition) for tp in open_tps)} of "
+                f"{self.settings.state_topic} still have a transaction open after "
+                f"{self.settle_s:.0f} s: is another monitor with the same instance id running?"
+            )
+        time.sleep(POLL_MS / 1000)
+        return False

@@ -1,0 +1,84 @@
+"""Per-sensor state on the state topic: what is written, where, and what a restart restores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from streamae.detectors.zscore import ZScoreDetector
+from streamae.messages import Reading, decode_score
+from streamae.monitor.state import decode_state, encode_state
+from streamae.pipeline import Pipeline
+
+from .conftest import monitor_thread
+from .scenario import ALERT_SETTINGS, DetectorSpec, spike_run
+
+SPEC = DetectorSpec()
+
+
+def test_a_state_record_round_trips_and_junk_is_refused():
+    snapshot = {"version": 1, "window": {"rows": "AAAA"}, "x": [1.5, None]}
+    record = decode_state(encode_state(1_764_151_200_000, snapshot))
+    assert (record.newest_ts, record.pipeline) == (1_764_151_200_000, snapshot)
+    for junk in (b"", b"\xff", b"[]", b'{"format": 99, "newest_ts": 1, "pipeline": {}}'):
+        with pytest.raises(ValueError):
+            decode_state(junk)
+
+
+@pytest.mark.kafka
+def test_a_restarted_monitor_needs_no_warm_up(monitor_settings, kio):
+    """After a restart, each sensor's first new reading completes a window at once, and
+    its score and threshold are those of a monitor that never stopped."""
+    settings = monitor_settings.replace(**ALERT_SETTINGS)
+    run = spike_run(SPEC, streamed=300)
+    first, last = run.readings[: -SPEC.sensors], run.readings[-SPEC.sensors :]
+    assert len({r.sensor_id for r in last}) == SPEC.sensors  # one new reading per sensor
+    kio.produce_readings(first)
+    with monitor_thread(settings, SPEC.registry()) as before:
+        kio.wait_consumed(settings.group_id, settings.readings_topic)
+        assert len(before.sensors) == SPEC.sensors
+    scored_before = {(s.sensor_id, s.ts) for s in read_scores(kio, settings)}
+
+    kio.produce_readings(last)
+    with monitor_thread(settings, SPEC.registry()) as after:
+        kio.wait_consumed(settings.group_id, settings.readings_topic)
+        restored = after.metrics.totals()["restored"]
+    scores = read_scores(kio, settings)
+    new = [s for s in scores if (s.sensor_id, s.ts) not in scored_before]
+
+    uninterrupted = Pipeline(settings, SPEC.registry()).process(run.readings).scores[-len(last) :]
+    print(
+        f"\nrestart: {restored:.0f} sensors restored, {len(new)} scores for the "
+        f"{len(last)} readings sent after the restart"
+    )
+    assert restored == SPEC.sensors
+    assert len(scores) == len(scored_before) + len(new)  # nothing scored twice
+    assert sorted((s.sensor_id, s.ts) for s in new) == sorted((r.sensor_id, r.ts_ms) for r in last)
+    expected = {(s.sensor_id, s.ts): (s.score, s.threshold) for s in uninterrupted}
+    assert {(s.sensor_id, s.ts): (s.score, s.threshold) for s in new} == expected
+
+
+@pytest.mark.kafka
+def test_state_lives_in_the_partition_number_of_the_sensors_readings(monitor_settings, kio):
+    settings = monitor_settings.replace(**ALERT_SETTINGS, threshold_window=500)
+    sensors = [f"pump-{i}" for i in range(12)]
+    values = {"value": 0.0}
+    readings = [Reading(s, ts, values) for ts in range(1000, 1010) for s in sensors]
+    detector = ZScoreDetector(("value",), 4, [0.0], [1.0], np.linspace(0.5, 1.5, 50))
+    kio.produce_readings(readings)
+    with monitor_thread(settings, detector):
+        kio.wait_consumed(settings.group_id, settings.readings_topic)
+    where = {r.key: r.partition for r in kio.read(settings.readings_topic)}
+    state = kio.read(settings.state_topic)
+    latest = {r.key: r for r in state}
+    sizes = [len(r.value) for r in latest.values()]
+    print(f"\nstate: {len(state)} records for {len(latest)} sensors, {max(sizes)} bytes at most")
+    assert set(latest) == {s.encode() for s in sensors}
+    assert all(r.partition == where[r.key] for r in state)
+    assert all(decode_state(r.value).newest_ts == 1009 for r in latest.values())
+    # Window (4 x 1 floats) + threshold ring (500 floats) + counters, as exact float64.
+    assert max(sizes) < 500 * 8 * 4 / 3 + 2000
+
+
+def read_scores(kio, settings):
+    return [decode_score(r.value) for r in kio.read(settings.scores_topic)]
