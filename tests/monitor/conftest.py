@@ -82,9 +82,13 @@ class KafkaIO:
         finally:
             producer.close()
 
-    def read(self, topic: str, timeout_s: float = 30.0) -> list:
-        """Every record now in ``topic``, in partition then offset order."""
-        consumer = make_consumer(self.settings)
+    def read(self, topic: str, timeout_s: float = 30.0, *, committed: bool = False) -> list:
+        """Every record now in ``topic``, in partition then offset order.
+
+        ``committed``: only records of committed transactions (read_committed).
+        """
+        isolation = "read_committed" if committed else "read_uncommitted"
+        consumer = make_consumer(self.settings, isolation_level=isolation, max_poll_records=5000)
         try:
             parts = consumer.partitions_for_topic(topic) or set()
             tps = [TopicPartition(topic, p) for p in sorted(parts)]
