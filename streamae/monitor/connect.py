@@ -103,8 +103,9 @@ def open_clients(
 def make_monitor_producer(settings: Settings) -> KafkaProducer:
     """The results producer; transactional (and initialised) in exactly-once mode."""
     options: dict = {
-        # A broker that is away for less than broker_give_up_s only delays results.
-        "delivery_timeout_ms": int(settings.broker_give_up_s * 1000),
+        # A broker that is away for less than broker_give_up_s only delays results
+        # (kafka-python wants more than its 30 s request timeout here).
+        "delivery_timeout_ms": max(int(settings.broker_give_up_s * 1000), 31_000),
         "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
     }
     if settings.delivery != "exactly-once":
