@@ -44,10 +44,16 @@ class Clients:
     transactional_id: str | None
 
     def close(self) -> None:
-        for client in (self.consumer, self.state_consumer, self.producer):
+        """Leave the group first (its revoke hook checkpoints), then close the others."""
+        closes = (
+            lambda: self.consumer.close(autocommit=False),
+            self.state_consumer.close,
+            self.producer.close,
+        )
+        for close in closes:
             try:
-                client.close()
-            except kerr.KafkaError as exc:
+                close()
+            except kerr.KafkaError as exc:  # everything that matters was committed before
                 log.warning("closing a Kafka client: %s", exc)
 
 

@@ -20,13 +20,10 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 
-import msgspec
 from kafka import TopicPartition
 from kafka import errors as kerr
 from kafka.consumer.fetcher import ConsumerRecord
@@ -34,9 +31,9 @@ from kafka.structs import OffsetAndMetadata
 
 from streamae.config import Settings
 from streamae.detectors.base import Detector
-from streamae.exceptions import KafkaAuthError, KafkaUnavailable, StreamaeError
+from streamae.exceptions import KafkaAuthError, KafkaUnavailable
 from streamae.kafka.clients import kafka_errors
-from streamae.messages import Alert, DeadLetter, Score, encode
+from streamae.messages import Alert, encode
 from streamae.monitor.connect import (
     TRANSACTION_TIMEOUT_MS,
     Clients,
@@ -48,26 +45,17 @@ from streamae.monitor.delivery import AtLeastOnce, fenced, make_delivery
 from streamae.monitor.intake import Decoded, Record, sort_records
 from streamae.monitor.metrics import MonitorMetrics
 from streamae.monitor.outage import BACKOFF_S, GaveUp, Patience, tcp_reachable
+from streamae.monitor.outputs import dead_letter, finite_alert, finite_score
 from streamae.monitor.rebalance import PartitionHandover
-from streamae.monitor.state import StateReader, encode_state
+from streamae.monitor.sensors import SensorBook, Tracked
+from streamae.monitor.state import StateReader
 from streamae.pipeline import DetectorRegistry, Output, Pipeline
 
 log = logging.getLogger(__name__)
 
-# A dead letter carries the raw record; capping it keeps a huge junk payload from
-# making the dead letter itself too large to publish.
-MAX_DEAD_LETTER_RAW = 64 * 1024
 LAG_REFRESH_S = 5.0
 #: How often idle sensors are looked for (wall clock; idleness is in reading time).
 SWEEP_EVERY_S = 10.0
-
-
-@dataclass
-class Tracked:
-    """What the monitor keeps per sensor besides its pipeline state."""
-
-    partition: int  # where its readings (and so its state) live
-    newest_ts: int  # its newest reading, in reading time
 
 
 def _position(item: tuple[Record, str]) -> tuple[int, int]:
@@ -99,15 +87,10 @@ class Monitor:
         self._state: StateReader | None = None
         #: The readings partitions this monitor owns now.
         self.assigned: set[TopicPartition] = set()
-        #: The sensors with state, and where their readings arrive.
-        self.sensors: dict[str, Tracked] = {}
-        self._alerting: set[str] = set()  # sensors with an open alert
-        self._watermark: dict[int, int] = {}  # partition → newest reading time seen
+        self.book = SensorBook(settings, self.pipeline, self.metrics)
         self._to_load: set[int] = set()  # partitions whose state is still to be restored
-        # Since the last checkpoint: sensors changed, sensors evicted (→ tombstones),
-        # next offset per partition, Kafka timestamps of the readings scored, alerts.
-        self._dirty: set[str] = set()
-        self._evicted: dict[str, int] = {}
+        # Since the last checkpoint: next offset per partition, Kafka timestamps of
+        # the readings scored, alerts (the changed sensors are in the book).
         self._offsets: dict[TopicPartition, int] = {}
         self._scored_at: list[int] = []
         self._alerts: list[Alert] = []
@@ -132,8 +115,10 @@ class Monitor:
                     self._recover(exc)
             # Readings held back for reordering are consumed already: score them now.
             if self.settings.reorder_tolerance_ms:
-                self._dirty.update(self.sensors)
-            self._publish(self.pipeline.flush(), Decoded())
+                self.book.touch_all()
+            released = self.pipeline.flush()
+            self.book.alerted(released.alerts)
+            self._publish(released, Decoded())
             self.checkpoint()
         except BaseException:
             self._offsets.clear()  # never commit what may not have been published
@@ -160,26 +145,15 @@ class Monitor:
         self._tick()
 
     def _process(self, records: list[ConsumerRecord]) -> None:
-        room = max(0, self.settings.max_sensors - len(self.sensors))
-        decoded = sort_records(records, self.sensors, room)
+        decoded = sort_records(records, self.book.sensors, self.book.room())
         output = self.pipeline.process(decoded.readings)
-        rejected = {index for index, _ in output.rejected}
-        for index, (reading, record) in enumerate(
-            zip(decoded.readings, decoded.origins, strict=True)
-        ):
-            if index in rejected:
-                continue
-            sensor, ts = reading.sensor_id, reading.ts_ms
-            tracked = self.sensors.get(sensor)
-            if tracked is None:
-                self.sensors[sensor] = Tracked(record.partition, ts)
-            else:
-                tracked.partition = record.partition
-                tracked.newest_ts = max(tracked.newest_ts, ts)
-            self._dirty.add(sensor)
-            if ts > self._watermark.get(record.partition, ts - 1):
-                self._watermark[record.partition] = ts
+        self.book.processed(decoded, output)
         self._publish(output, decoded)
+
+    @property
+    def sensors(self) -> dict[str, Tracked]:
+        """The sensors with state, and where their readings arrive."""
+        return self.book.sensors
 
     # -- results ---------------------------------------------------------------
     def _publish(self, output: Output, decoded: Decoded) -> None:
@@ -193,30 +167,18 @@ class Monitor:
         }
         settings, send = self.settings, self.delivery.send
         for score in output.scores:
-            send(settings.scores_topic, score.sensor_id.encode(), encode(_finite_score(score)))
+            send(settings.scores_topic, score.sensor_id.encode(), encode(finite_score(score)))
             if (score.sensor_id, score.ts) in stamps:
                 self._scored_at.append(stamps[score.sensor_id, score.ts])
         for alert in output.alerts:
-            send(settings.alerts_topic, alert.sensor_id.encode(), encode(_finite_alert(alert)))
-            if alert.state == "open":
-                self._alerting.add(alert.sensor_id)
-                self.metrics.alerts_opened.inc()
-            else:
-                self._alerting.discard(alert.sensor_id)
-                self.metrics.alerts_closed.inc()
+            send(settings.alerts_topic, alert.sensor_id.encode(), encode(finite_alert(alert)))
+            opened = alert.state == "open"
+            (self.metrics.alerts_opened if opened else self.metrics.alerts_closed).inc()
         self._alerts.extend(output.alerts)
         self.metrics.windows.inc(len(output.scores))
-        self.metrics.open_alerts.set(len(self._alerting))
 
     def _dead_letter(self, record: Record, error: str) -> None:
-        raw = record.value or b""
-        if len(raw) > MAX_DEAD_LETTER_RAW:
-            error += f" (raw value cut to its first {MAX_DEAD_LETTER_RAW} of {len(raw)} bytes)"
-            raw = raw[:MAX_DEAD_LETTER_RAW]
-        letter = DeadLetter.of(
-            error, record.topic, record.partition, record.offset, record.key, raw
-        )
-        self.delivery.send(self.settings.dead_letter_topic, record.key, encode(letter))
+        self.delivery.send(self.settings.dead_letter_topic, record.key, dead_letter(record, error))
         self.metrics.dead_letters.inc()
 
     # -- checkpoints -----------------------------------------------------------
@@ -249,17 +211,7 @@ class Monitor:
         self._alerts.clear()
 
     def _write_state(self) -> None:
-        topic, send = self.settings.state_topic, self.delivery.send
-        for sensor in self._dirty:
-            tracked = self.sensors.get(sensor)
-            if tracked is not None:
-                record = encode_state(tracked.newest_ts, self.pipeline.snapshot(sensor))
-                send(topic, sensor.encode(), record, tracked.partition)
-        for sensor, partition in self._evicted.items():
-            send(topic, sensor.encode(), None, partition)
-        self.metrics.state_records.inc(len(self._dirty) + len(self._evicted))
-        self._dirty.clear()
-        self._evicted.clear()
+        self.book.write_state(self.delivery.send)
 
     def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         consumer = self.clients.consumer
@@ -329,9 +281,7 @@ class Monitor:
     def _rewind(self) -> None:
         """Back to the last checkpoint: state from the state topic, records from there on."""
         self.metrics.rewinds.inc()
-        self.forget(list(self.sensors), why="rewind")
-        self._dirty.clear()
-        self._evicted.clear()
+        self.book.clear()
         self._offsets.clear()
         self._scored_at.clear()
         self._alerts.clear()
@@ -365,7 +315,8 @@ class Monitor:
         gone = {tp.partition for tp in self.assigned - assigned}
         added = {tp.partition for tp in assigned - self.assigned}
         self.assigned = set(assigned)
-        self.forget([s for s, t in self.sensors.items() if t.partition in gone], why="moved")
+        if moved := self.book.drop_partitions(gone):
+            log.info("forgot %d sensor(s) now owned by another monitor", moved)
         self._to_load = (self._to_load - gone) | added
         # Every position is fetched from the committed offsets again.
         self._resume.clear()
@@ -378,88 +329,28 @@ class Monitor:
             self._offsets.pop(tp, None)
             self._resume.pop(tp, None)
         self._to_load -= parts
-        self.forget([s for s, t in self.sensors.items() if t.partition in parts], why="lost")
-
-    def forget(self, sensors: Iterable[str], why: str = "moved") -> None:
-        """Drop the state of ``sensors``; they are restored or start cleanly if they come back."""
-        sensors = list(sensors)
-        if not sensors:
-            return
-        self.pipeline.forget(sensors)
-        for sensor in sensors:
-            self.sensors.pop(sensor, None)
-            self._alerting.discard(sensor)
-            self._dirty.discard(sensor)
-        self.metrics.sensors.set(len(self.sensors))
-        self.metrics.open_alerts.set(len(self._alerting))
-        if why == "moved":
-            log.info("forgot %d sensor(s) now owned by another monitor", len(sensors))
+        self.book.drop_partitions(parts)
 
     def _restore(self, partitions: set[int]) -> None:
         """Restore the sensors stored in state ``partitions`` (those still assigned)."""
-        owned = {tp.partition for tp in self.assigned}
-        partitions = set(partitions) & owned
-        states = self._state.read(partitions) if partitions else {}
-        restored = 0
-        for sensor, (partition, record) in states.items():
-            if partition not in owned:
-                continue
-            try:
-                self.pipeline.restore(sensor, record.pipeline)
-            except (StreamaeError, LookupError, TypeError, ValueError) as exc:
-                log.warning("sensor %s: state not restorable (%s); starting fresh", sensor, exc)
-                self.pipeline.forget([sensor])
-                continue
-            self.sensors[sensor] = Tracked(partition, record.newest_ts)
-            if _alert_open(record.pipeline):
-                self._alerting.add(sensor)
-            if record.newest_ts > self._watermark.get(partition, record.newest_ts - 1):
-                self._watermark[partition] = record.newest_ts
-            restored += 1
-        self._to_load -= partitions
-        self.metrics.restored.inc(restored)
-        self.metrics.sensors.set(len(self.sensors))
-        self.metrics.open_alerts.set(len(self._alerting))
+        partitions = set(partitions) & {tp.partition for tp in self.assigned}
         if partitions:
+            states = self._state.read(partitions)
+            restored = self.book.restore(states)
             log.info(
                 "restored %d sensor(s) from %s partition(s) %s",
                 restored,
                 self.settings.state_topic,
                 ", ".join(map(str, sorted(partitions))),
             )
-        if len(self.sensors) > self.settings.max_sensors:
-            log.warning(
-                "keeping %d sensors, over max_sensors (%d): new sensors are refused",
-                len(self.sensors),
-                self.settings.max_sensors,
-            )
+        self._to_load -= partitions
 
     def _sweep(self) -> None:
-        """Evict sensors idle (in reading time) for longer than ``idle_sensor_timeout_s``.
-
-        A sensor with an open alert is kept, so that its alert can still close.
-        """
+        """Evict idle sensors, every ``SWEEP_EVERY_S`` (see ``SensorBook.evict_idle``)."""
         now = time.monotonic()
-        if now < self._next_sweep:
-            return
-        self._next_sweep = now + SWEEP_EVERY_S
-        timeout_ms = self.settings.idle_sensor_timeout_s * 1000
-        idle = [
-            (sensor, tracked.partition)
-            for sensor, tracked in self.sensors.items()
-            if self._watermark.get(tracked.partition, 0) - tracked.newest_ts > timeout_ms
-            and sensor not in self._alerting
-        ]
-        if not idle:
-            return
-        self.forget([sensor for sensor, _ in idle], why="idle")
-        self._evicted.update(idle)
-        self.metrics.evicted.inc(len(idle))
-        log.info(
-            "evicted %d sensor(s) idle for over %g s of reading time",
-            len(idle),
-            self.settings.idle_sensor_timeout_s,
-        )
+        if now >= self._next_sweep:
+            self._next_sweep = now + SWEEP_EVERY_S
+            self.book.evict_idle()
 
     # -- housekeeping ------------------------------------------------------------
     def _tick(self) -> None:
@@ -467,7 +358,6 @@ class Monitor:
         now = time.monotonic()
         if now >= self._next_lag:
             self._next_lag = now + LAG_REFRESH_S
-            self.metrics.sensors.set(len(self.sensors))
             for reason in self._drops:
                 count = self.pipeline.counts[reason]
                 self.metrics.dropped.labels(reason).inc(count - self._drops[reason])
@@ -510,13 +400,10 @@ class Monitor:
         )
 
     def _close(self) -> None:
-        """Leave the group (its revoke hook checkpoints), then close the other clients."""
+        """Close the clients (see ``Clients.close``) and the metrics endpoint."""
         try:
             if self.clients is not None:
-                self.clients.consumer.close(autocommit=False)
                 self.clients.close()
-        except kerr.KafkaError as exc:  # everything that matters was committed before
-            log.warning("closing the Kafka clients: %s", exc)
         finally:
             self.clients = None
             self.metrics.close()
@@ -538,39 +425,3 @@ class Monitor:
                 )
             ),
         )
-
-
-_MAX = sys.float_info.max
-
-
-def _finite(number: float) -> float:
-    """``number``; ±inf and NaN (a model's arithmetic overflowing) as ±the largest float,
-    since JSON has no infinity and subscribers expect a number."""
-    if math.isfinite(number):
-        return number
-    return -_MAX if number < 0 else _MAX
-
-
-def _finite_score(score: Score) -> Score:
-    errors = score.channel_errors
-    if math.isfinite(score.score + score.threshold + sum(errors.values())):
-        return score
-    return msgspec.structs.replace(
-        score,
-        score=_finite(score.score),
-        threshold=_finite(score.threshold),
-        channel_errors={channel: _finite(e) for channel, e in errors.items()},
-    )
-
-
-def _finite_alert(alert: Alert) -> Alert:
-    if math.isfinite(alert.peak_score + alert.threshold):
-        return alert
-    return msgspec.structs.replace(
-        alert, peak_score=_finite(alert.peak_score), threshold=_finite(alert.threshold)
-    )
-
-
-def _alert_open(snapshot: dict) -> bool:
-    alerts = snapshot.get("alerts")
-    return isinstance(alerts, dict) and bool(alerts.get("is_open"))

@@ -12,7 +12,7 @@ import pytest
 
 from streamae.detectors.zscore import ZScoreDetector
 from streamae.messages import Reading, decode_alert, decode_dead_letter, decode_score
-from streamae.monitor.service import MAX_DEAD_LETTER_RAW
+from streamae.monitor.outputs import MAX_DEAD_LETTER_RAW
 from streamae.tables import SensorSeries
 
 from .conftest import monitor_thread
