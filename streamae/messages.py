@@ -122,6 +122,8 @@ def decode_reading(raw: bytes | str) -> Reading:
         raise InvalidReading(field, reason) from None
     except msgspec.DecodeError as exc:
         raise InvalidReading("$", f"not valid UTF-8 JSON ({exc})") from None
+    except RecursionError:  # msgspec's guard against deeply nested input
+        raise InvalidReading("$", "JSON nested too deeply") from None
     return _validate(wire)
 
 
