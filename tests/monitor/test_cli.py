@@ -41,6 +41,7 @@ def test_help_lists_the_options(capsys):
     for option in ("--model", "--bootstrap-servers", "--group", "--model-map", "--metrics-port"):
         assert option in out
     assert "--max-runtime" in out and "--from-beginning" in out
+    assert "--delivery" in out and "exactly-once" in out and "--instance-id" in out
 
 
 def test_no_model_is_one_clear_line_and_exit_2(capsys, monkeypatch):
