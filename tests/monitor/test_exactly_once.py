@@ -108,3 +108,42 @@ def test_kill_9_five_times_and_every_alert_and_score_is_there_exactly_once(
     assert max(seen.values()) == 1
     assert set(per_window) == {(s.sensor_id, s.ts) for s in expected.scores}
     assert max(per_window.values()) == 1
+
+
+def test_a_rebalance_mid_stream_moves_state_and_repeats_nothing(monitor_settings, kio):
+    """A second monitor joins mid-stream, then leaves again: the sensors' state follows
+    their partitions through the state topic both ways, and every result is committed once."""
+    settings = monitor_settings.replace(
+        **ALERT_SETTINGS, delivery="exactly-once", max_poll_records=300
+    )
+    run = spike_run(SPEC, streamed=1500)
+    third = len(run.readings) // 3
+    parts = [run.readings[k * third : (k + 1) * third] for k in range(2)]
+    parts.append(run.readings[2 * third :])
+    kio.create_topic(settings.readings_topic, 4)
+    with monitor_thread(settings.replace(instance_id="eos-a"), SPEC.registry()) as first:
+        kio.produce_readings(parts[0])
+        kio.wait_consumed(settings.group_id, settings.readings_topic)
+        with monitor_thread(settings.replace(instance_id="eos-b"), SPEC.registry()) as second:
+            kio.produce_readings(parts[1])
+            kio.wait_consumed(settings.group_id, settings.readings_topic)
+            shared = (len(first.assigned), len(second.assigned))
+        kio.produce_readings(parts[2])
+        kio.wait_consumed(settings.group_id, settings.readings_topic)
+        restored = (first.metrics.totals()["restored"], second.metrics.totals()["restored"])
+    expected = Pipeline(settings, SPEC.registry()).process(run.readings)
+    alerts = [decode_alert(r.value) for r in kio.read(settings.alerts_topic, committed=True)]
+    scores = [decode_score(r.value) for r in kio.read(settings.scores_topic, committed=True)]
+    per_window = collections.Counter((s.sensor_id, s.ts) for s in scores)
+    print(
+        f"\nexactly-once rebalance: partitions split {shared}; sensors restored by the "
+        f"first / second monitor {restored}; {len(scores)} scores (expected "
+        f"{len(expected.scores)}), {len(alerts)} alert events (expected {len(expected.alerts)})"
+    )
+    assert shared[0] and shared[1]
+    assert restored[0] > 0 and restored[1] > 0
+    assert set(per_window) == {(s.sensor_id, s.ts) for s in expected.scores}
+    assert max(per_window.values()) == 1
+    assert sorted((a.alert_id, a.state) for a in alerts) == sorted(
+        (a.alert_id, a.state) for a in expected.alerts
+    )
