@@ -6,11 +6,12 @@ time; a tombstone (value None) when the sensor is evicted. A sensor's state goes
 to the partition NUMBER its readings come from, so the monitor that owns
 readings partition p restores its sensors from state partition p alone.
 
-The snapshot keeps every float exactly (float64): a restored sensor then gives
-bit-for-bit the scores and alerts of an uninterrupted run. With the default
-threshold ring of 2000 scores a record is about 22 kB of JSON (the producer's
-lz4 compression takes a quarter off); it is written only for the sensors a
-batch changed.
+The snapshot keeps every float exactly (float64, base64): a restored sensor then
+gives bit for bit the scores and alerts of an uninterrupted run, which is what
+exactly-once delivery promises. The record is bounded by the window (W x C
+floats) and the threshold ring (``threshold_window`` floats): about 24 kB with
+the defaults (64 x 3 window, 2000-score ring). It is written only for the
+sensors a batch changed.
 
 >>> record = encode_state(1764151200000, {"version": 1})
 >>> decode_state(record)
