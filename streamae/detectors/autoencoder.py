@@ -12,6 +12,7 @@ import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,10 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {"lstm": LSTMAutoencoder, "conv": Co
 DEVICES = ("auto", "cpu", "cuda")
 #: Windows per forward pass: bounds memory whatever the batch a caller hands in.
 CHUNK_WINDOWS = 4096
+#: On CPU, passes of about this many windows run fastest: an LSTM's per-step
+#: activations then stay in cache (measured on 2 cores: 1.4-1.6x the windows/s
+#: of 4096-window passes for the LSTM, ~2x for the conv model; 128 and 512 are slower).
+CPU_CHUNK_WINDOWS = 256
 #: ``IQR / IQR_TO_SIGMA`` estimates the standard deviation of normal data.
 IQR_TO_SIGMA = 1.349
 
@@ -172,11 +177,15 @@ class AutoencoderDetector(Detector):
                 f"{expected[1]}] (window {expected[0]}, channels {list(self.channels)})"
             )
         errors = np.empty((len(windows), expected[1]), dtype=np.float64)
+        limit = (
+            CHUNK_WINDOWS if self.device.type != "cpu" else min(CHUNK_WINDOWS, CPU_CHUNK_WINDOWS)
+        )
+        # Equal-sized chunks: never a tiny last one (a batch of one or two windows
+        # takes another kernel path, whose results differ in the last bits).
+        count = -(-len(windows) // limit)
+        bounds = [i * len(windows) // count for i in range(count + 1)] if count else [0]
         with torch.inference_mode():
-            for start in range(0, len(windows), CHUNK_WINDOWS):
-                chunk = windows[start : start + CHUNK_WINDOWS]
-                x = torch.from_numpy(self.scaler.transform(chunk)).to(self.device)
-                errors[start : start + len(chunk)] = (
-                    (self.module(x) - x).square_().mean(dim=1).cpu().numpy()
-                )
+            for start, stop in pairwise(bounds):
+                x = torch.from_numpy(self.scaler.transform(windows[start:stop])).to(self.device)
+                errors[start:stop] = (self.module(x) - x).square_().mean(dim=1).cpu().numpy()
         return errors.mean(axis=1), errors
