@@ -1,0 +1,445 @@
+"""Benchmarks: ``detect`` over a labelled corpus with the corpus's own protocol, then ``evaluate``.
+
+A protocol says what a detector may train on and how it is judged:
+
+- ``nab`` — Numenta Anomaly Benchmark: train on the first 15% of each file only,
+  labels from ``DIR/labels/combined_windows.json``; event and point P/R/F1 and the
+  NAB standard / low-FP / low-FN scores of the alert onsets.
+- ``skab`` — Skoltech Anomaly Benchmark: train on the first 400 rows of each file,
+  labels in each file's ``anomaly`` column (files without it, such as
+  ``anomaly-free.csv``, are skipped); point-wise F1 first, event metrics too.
+
+Steps: resolve the data and labels → settings (``Settings`` defaults, then the
+protocol's override file ``benchmarks/<name>.toml``, then ``STREAMAE_*``
+environment variables, then explicit arguments) → per file, in ``jobs`` worker
+processes, train on the protocol's rows and stream the rest through the live
+``Pipeline`` (``streamae.detect.detect_file``) → ``evaluate_folder`` → a report
+with the settings, the model configuration, per-file and total figures and the
+wall time.
+
+>>> report = run_benchmark("nab", "../shared/data/NAB", detector="conv")  # doctest: +SKIP
+>>> report.evaluation.total["nab_standard"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from streamae.config import Settings
+from streamae.detect import DetectOptions, FileReport, detect_file
+from streamae.evaluation import EvaluationReport, Labels, evaluate_folder, load_labels
+from streamae.evaluation.labels import ColumnLabels, WindowLabels
+from streamae.exceptions import ConfigError, InputError, StreamaeError
+from streamae.tables import read_frame, table_files
+
+log = logging.getLogger(__name__)
+
+#: The project checkout: default data is ``../shared/data`` beside it, overrides in ``benchmarks/``.
+REPO = Path(__file__).resolve().parent.parent
+OVERRIDES_DIR = REPO / "benchmarks"
+#: ``--detector`` choices → (``DetectOptions.detector``, autoencoder architecture).
+DETECTORS: dict[str, tuple[str, str | None]] = {
+    "lstm": ("autoencoder", "lstm"),
+    "conv": ("autoencoder", "conv"),
+    "zscore": ("zscore", None),
+}
+DEFAULT_DETECTOR = "conv"
+#: Settings that shape detection; the report records their values.
+DETECTION_SETTINGS = (
+    "window_size",
+    "stride",
+    "reorder_tolerance_ms",
+    "max_gap_ms",
+    "device",
+    "threshold_policy",
+    "threshold_window",
+    "threshold_k",
+    "threshold_quantile",
+    "alert_open_after",
+    "alert_close_after",
+)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How one benchmark corpus is run: its training rows, labels and headline figures."""
+
+    name: str
+    title: str
+    default_data: Path
+    labels: str
+    train_fraction: float | None = None
+    train_rows: int | None = None
+    headline: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if self.train_fraction is not None:
+            return f"train on the first {self.train_fraction:.0%} of each file"
+        return f"train on the first {self.train_rows} rows of each file"
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    "nab": Protocol(
+        name="nab",
+        title="Numenta Anomaly Benchmark",
+        default_data=REPO.parent / "shared" / "data" / "NAB",
+        labels="labels/combined_windows.json",
+        train_fraction=0.15,
+        headline=("event_f1", "nab_standard", "point_f1"),
+    ),
+    "skab": Protocol(
+        name="skab",
+        title="Skoltech Anomaly Benchmark",
+        default_data=REPO.parent / "shared" / "data" / "SKAB",
+        labels="column:anomaly",
+        train_rows=400,
+        headline=("point_f1", "event_f1", "nab_standard"),
+    ),
+}
+
+
+@dataclass
+class BenchmarkReport:
+    """Everything one benchmark run used and measured."""
+
+    protocol: Protocol
+    data: Path
+    labels: str
+    detector: str
+    jobs: int
+    settings: dict[str, Any]
+    overrides: dict[str, Any]
+    model: dict[str, Any]
+    files: list[FileReport]
+    skipped: list[str]
+    evaluation: EvaluationReport
+    seconds: dict[str, float]
+    machine: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[FileReport]:
+        return [f for f in self.files if f.error]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "benchmark": self.protocol.name,
+            "protocol": {
+                "title": self.protocol.title,
+                "training": self.protocol.describe(),
+                "train_fraction": self.protocol.train_fraction,
+                "train_rows": self.protocol.train_rows,
+                "headline": list(self.protocol.headline),
+            },
+            "data": str(self.data),
+            "labels": self.labels,
+            "detector": self.detector,
+            "jobs": self.jobs,
+            "settings": self.settings,
+            "overrides": self.overrides,
+            "model": self.model,
+            "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
+            "machine": self.machine,
+            "files": len(self.files),
+            "failed": {str(f.source): f.error for f in self.failed},
+            "skipped": self.skipped,
+            "detect": {
+                str(f.source): {"rows": f.rows, "scored": f.scored, "alerts": f.alerts}
+                | {"seconds": round(f.seconds, 2)}
+                for f in self.files
+                if not f.error
+            },
+            "evaluation": self.evaluation.to_dict(),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+
+    def headline(self) -> str:
+        """One line with the protocol's headline figures of the total."""
+        total = self.evaluation.total
+        names = {
+            "event_f1": "event F1",
+            "point_f1": "point F1",
+            "nab_standard": "NAB standard",
+        }
+        parts = []
+        for key in self.protocol.headline:
+            value = total.get(key)
+            digits = 1 if key.startswith("nab_") else 3
+            parts.append(f"{names.get(key, key)} {'-' if value is None else f'{value:.{digits}f}'}")
+        return ", ".join(parts)
+
+
+def run_benchmark(
+    name: str,
+    data: str | Path | None = None,
+    labels: str | Path | None = None,
+    detector: str | None = None,
+    jobs: int = 2,
+    overrides_file: str | Path | None = None,
+    settings: Mapping[str, Any] | None = None,
+    workdir: str | Path | None = None,
+    progress: bool = True,
+    env: Mapping[str, str] | None = None,
+) -> BenchmarkReport:
+    """Run benchmark ``name`` (``nab`` or ``skab``); see the module docstring.
+
+    ``settings`` are explicit Settings values (they win over everything);
+    ``overrides_file`` replaces ``benchmarks/<name>.toml``; ``workdir`` keeps the
+    detection outputs there (default: a temporary folder, removed afterwards).
+    """
+    started = time.perf_counter()
+    load_before = _load_average()
+    protocol = _protocol(name)
+    if jobs <= 0:
+        raise ConfigError(f"jobs must be > 0, got {jobs}")
+    dataset = Path(data) if data is not None else protocol.default_data
+    data_root = _data_root(dataset, protocol)
+    labels_spec = _labels_spec(dataset, labels, protocol)
+    label_source = load_labels(labels_spec)
+    overrides = load_overrides(overrides_file, protocol)
+    detector = detector or overrides.get("detector") or DEFAULT_DETECTOR
+    if detector not in DETECTORS:
+        raise ConfigError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
+    resolved = _settings(overrides.get("settings", {}), settings or {}, env)
+    kind, arch = DETECTORS[detector]
+    options = DetectOptions(
+        train_fraction=protocol.train_fraction,
+        train_rows=protocol.train_rows,
+        detector=kind,
+        arch=arch,
+        epochs=overrides.get("epochs"),
+    )
+    files, skipped = select_files(data_root, label_source)
+    model = model_config(resolved, options)
+    log.info("benchmark %s: %d file(s) under %s", protocol.name, len(files), data_root)
+
+    with tempfile.TemporaryDirectory(prefix=f"streamae-{protocol.name}-") as scratch:
+        out_dir = Path(workdir) if workdir is not None else Path(scratch)
+        detections = out_dir / "detections"
+        detect_started = time.perf_counter()
+        reports = _detect_all(files, data_root, detections, resolved, options, jobs, progress)
+        detect_seconds = time.perf_counter() - detect_started
+        if not any(not r.error for r in reports):
+            first = reports[0].error if reports else "no files"
+            raise InputError(f"every file failed; the first: {first}")
+        evaluate_started = time.perf_counter()
+        evaluation = evaluate_folder(detections, data_root, label_source)
+        evaluate_seconds = time.perf_counter() - evaluate_started
+
+    return BenchmarkReport(
+        protocol=protocol,
+        data=data_root,
+        labels=label_source.describe(),
+        detector=detector,
+        jobs=jobs,
+        settings={n: _jsonable(getattr(resolved, n)) for n in DETECTION_SETTINGS},
+        overrides=overrides,
+        model=model,
+        files=reports,
+        skipped=skipped,
+        evaluation=evaluation,
+        seconds={
+            "wall": time.perf_counter() - started,
+            "detect": detect_seconds,
+            "evaluate": evaluate_seconds,
+        },
+        machine={
+            "cpus": _cpus(),
+            "load_average_before": load_before,
+            "load_average_after": _load_average(),
+        },
+    )
+
+
+def load_overrides(path: str | Path | None, protocol: Protocol) -> dict[str, Any]:
+    """The protocol's override file as a dict (``{}`` when the default file does not exist).
+
+    Keys: ``detector`` (lstm|conv|zscore), ``epochs``, and a ``[settings]`` table of
+    Settings fields.
+    """
+    if path is None:
+        path = OVERRIDES_DIR / f"{protocol.name}.toml"
+        if not path.is_file():
+            return {}
+    path = Path(path)
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such override file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the override file: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML ({exc})") from None
+    unknown = set(document) - {"detector", "epochs", "settings"}
+    if unknown:
+        raise InputError(
+            f"{path}: unknown key(s) {', '.join(sorted(unknown))}; "
+            "expected detector, epochs and a [settings] table"
+        )
+    table = document.get("settings", {})
+    if not isinstance(table, dict):
+        raise InputError(f"{path}: 'settings' must be a table of Settings fields")
+    known = {f.name for f in dataclasses.fields(Settings)}
+    wrong = sorted(set(table) - known)
+    if wrong:
+        raise InputError(f"{path}: [settings] has unknown setting(s) {', '.join(wrong)}")
+    epochs = document.get("epochs")
+    if epochs is not None and (not isinstance(epochs, int) or epochs <= 0):
+        raise InputError(f"{path}: epochs must be a positive integer, got {epochs!r}")
+    return {"file": str(path), **document}
+
+
+def select_files(data_root: Path, labels: Labels) -> tuple[list[Path], list[str]]:
+    """The data files the labels cover, and the relative paths of those skipped."""
+    files, skipped = [], []
+    for path in table_files(data_root):
+        relative = path.relative_to(data_root).as_posix()
+        if isinstance(labels, WindowLabels):
+            covered = relative in labels.windows_ms
+        elif isinstance(labels, ColumnLabels):
+            covered = labels.column in read_frame(path).columns
+        else:
+            covered = True
+        (files if covered else skipped).append(path if covered else relative)
+    if skipped:
+        log.warning("%d file(s) without labels skipped: %s", len(skipped), ", ".join(skipped))
+    if not files:
+        raise InputError(f"{data_root}: no data file has labels ({labels.describe()})")
+    return files, skipped
+
+
+def model_config(settings: Settings, options: DetectOptions) -> dict[str, Any]:
+    """The detector's configuration as ``detect`` will train it."""
+    if options.detector == "zscore":
+        return {"kind": "zscore", "window": settings.window_size}
+    from streamae.training import TrainConfig  # torch: only when needed
+
+    config = TrainConfig(window=settings.window_size, device=settings.device)
+    changes = {k: v for k, v in (("arch", options.arch), ("epochs", options.epochs)) if v}
+    return {"kind": "autoencoder", **dataclasses.asdict(dataclasses.replace(config, **changes))}
+
+
+def _protocol(name: str) -> Protocol:
+    try:
+        return PROTOCOLS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown benchmark {name!r}; choose one of {', '.join(PROTOCOLS)}"
+        ) from None
+
+
+def _data_root(dataset: Path, protocol: Protocol) -> Path:
+    """``DIR/data`` when the dataset folder has one (the published layout), else ``DIR``."""
+    if not dataset.is_dir():
+        raise InputError(
+            f"{dataset}: no such folder; give the {protocol.title} folder with --data "
+            f"(default {protocol.default_data})"
+        )
+    inner = dataset / "data"
+    return inner if inner.is_dir() else dataset
+
+
+def _labels_spec(dataset: Path, labels: str | Path | None, protocol: Protocol) -> str:
+    if labels is not None:
+        return str(labels)
+    if protocol.labels.startswith("column:"):
+        return protocol.labels
+    path = dataset / protocol.labels
+    if not path.is_file():
+        raise InputError(f"{path}: no labels file here; give one with --labels")
+    return str(path)
+
+
+def _settings(
+    from_file: Mapping[str, Any], explicit: Mapping[str, Any], env: Mapping[str, str] | None
+) -> Settings:
+    """Precedence: explicit > ``STREAMAE_*`` environment > override file > default."""
+    env = os.environ if env is None else env
+    layered = {k: v for k, v in from_file.items() if Settings.env_var(k) not in env}
+    layered |= {k: v for k, v in explicit.items() if v is not None}
+    return Settings.load(env, **layered)
+
+
+def _detect_all(
+    files: list[Path],
+    data_root: Path,
+    detections: Path,
+    settings: Settings,
+    options: DetectOptions,
+    jobs: int,
+    progress: bool,
+) -> list[FileReport]:
+    targets = {p: (detections / p.relative_to(data_root)).with_suffix(".csv") for p in files}
+    bar = tqdm(
+        total=len(files), desc="benchmark", unit="file", file=sys.stderr, disable=not progress
+    )
+    with bar:
+        if jobs <= 1 or len(files) == 1:
+            reports = []
+            for path in files:
+                reports.append(_detect_one(path, targets[path], settings, options))
+                bar.update()
+            return reports
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=min(jobs, len(files)),
+            initializer=_init_worker,
+            initargs=(options.detector == "autoencoder",),
+        ) as pool:
+            futures = [
+                pool.submit(_detect_one, path, targets[path], settings, options) for path in files
+            ]
+            for future in concurrent.futures.as_completed(futures):
+                bar.set_postfix_str(future.result().source.name)
+                bar.update()
+            return [f.result() for f in futures]
+
+
+def _detect_one(path: Path, target: Path, settings: Settings, options: DetectOptions) -> FileReport:
+    """Detect on one file; a user error becomes a failed report, not an exception."""
+    try:
+        return detect_file(path, target, settings, options, None)
+    except StreamaeError as exc:
+        return FileReport(source=path, output=None, error=str(exc))
+
+
+def _init_worker(torch_needed: bool) -> None:
+    # Workers share the machine's cores: one torch thread each, or they fight.
+    if torch_needed:
+        import torch
+
+        from streamae.detectors.autoencoder import resolve_device
+
+        resolve_device("cpu")  # lets the detector module configure threads first
+        torch.set_num_threads(1)
+
+
+def _cpus() -> int | None:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count()
+
+
+def _load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages: other work on the machine slows a run."""
+    if not hasattr(os, "getloadavg"):
+        return None
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _jsonable(value: Any) -> Any:
+    return value if isinstance(value, int | float | str | bool) or value is None else str(value)
