@@ -1,11 +1,22 @@
 """The rolling buffer both threshold policies share.
 
-Scores go into a fixed-size ring buffer (warm-started from the detector's
-``normal_scores``); a subclass turns the buffer into a threshold with
-``_compute``. The threshold is recomputed every ``refresh_every`` learned scores
-rather than on every ``value()``: cheap, and — because the counter is part of the
-state — exactly the same whether the scores arrive one by one, in batches, or
-across a checkpoint restore.
+Scores go into a fixed-size ring buffer; a subclass turns the buffer into a
+threshold with ``_compute``. Three rules keep it sound:
+
+- Warm start: the detector's ``normal_scores`` (held-back normal data) fill the
+  whole buffer, so there is no blind warm-up and the sensor's own scores take
+  over gradually, one ``window`` of them later.
+- Floor: the threshold never drops below its warm-start value. The buffer only
+  learns scores the threshold did not flag, a sample cut off at the threshold
+  and so biased low; a threshold that once dips into the normal scores stops
+  learning the ones above it and keeps falling (on NAB's daily-cycle series it
+  fell onto the quiet half of the cycle and flagged every busy half). The
+  rolling part therefore adapts the bar upwards — to a noisier sensor, to drift —
+  and the model's calibrated bar is the lowest it goes.
+- The threshold is recomputed every ``refresh_every`` learned scores rather than
+  on every ``value()``: cheap, and — the counter being part of the state —
+  exactly the same whether scores arrive one by one, in batches, or across a
+  checkpoint restore.
 """
 
 from __future__ import annotations
@@ -27,7 +38,7 @@ MIN_SCORES = 10
 
 
 class RollingThreshold(Threshold):
-    """A threshold computed from the last ``window`` learned scores."""
+    """A threshold computed from the last ``window`` learned scores (see the module docstring)."""
 
     def __init__(
         self,
@@ -40,13 +51,16 @@ class RollingThreshold(Threshold):
         self.window = window
         self.refresh_every = refresh_every
         warm = np.ravel(np.asarray([] if normal_scores is None else normal_scores, np.float64))
-        warm = _spread(warm, window)
+        warm = _resample(warm, window)
         self._buf = np.zeros(window, dtype=np.float64)
         self._buf[: len(warm)] = warm
         self._count = len(warm)
         self._pos = len(warm) % window  # where the next score goes
         self._since = 0  # scores learned since the last recomputation
+        self._floor = -math.inf
         self._value = self._refresh()
+        if len(warm):
+            self._floor = self._value
 
     def value(self) -> float:
         return self._value
@@ -73,6 +87,7 @@ class RollingThreshold(Threshold):
             "scores": base64.b64encode(self.scores().astype("<f8").tobytes()).decode("ascii"),
             "since": self._since,
             "value": self._value,
+            "floor": None if self._floor == -math.inf else self._floor,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -85,19 +100,22 @@ class RollingThreshold(Threshold):
         self._pos = len(scores) % self.window
         self._since = int(state["since"])
         self._value = float(state["value"])
+        self._floor = -math.inf if state["floor"] is None else float(state["floor"])
 
     def _refresh(self) -> float:
         if self._count < min(MIN_SCORES, self.window):
             return math.inf
-        return float(self._compute(self._buf[: self._count]))
+        return max(float(self._compute(self._buf[: self._count])), self._floor)
 
     @abstractmethod
     def _compute(self, scores: np.ndarray) -> float:
         """The threshold for these scores (order does not matter)."""
 
 
-def _spread(scores: np.ndarray, size: int) -> np.ndarray:
-    """At most ``size`` scores, evenly spread over ``scores`` so the warm start covers all of it."""
-    if len(scores) <= size:
+def _resample(scores: np.ndarray, size: int) -> np.ndarray:
+    """``size`` scores evenly covering ``scores``: repeated in turn, or evenly subsampled."""
+    if len(scores) == 0 or len(scores) == size:
         return scores
+    if len(scores) < size:
+        return np.resize(scores, size)
     return scores[np.linspace(0, len(scores) - 1, size).round().astype(np.int64)]

@@ -14,12 +14,26 @@ def test_warm_start_value_is_median_plus_k_scaled_mad():
 
 
 def test_rolls_over_the_last_window_scores_and_floors_a_zero_mad():
-    threshold = RobustThreshold(window=5, k=2.0, normal_scores=[1, 2, 3, 4, 100], refresh_every=1)
+    threshold = RobustThreshold(window=5, k=2.0, refresh_every=1)
+    for score in (1, 2, 3, 4, 100):
+        threshold.learn(score)
+    assert threshold.value() == pytest.approx(3 + 2 * 1.4826)
     threshold.learn(3.0)  # 1 drops out: 2 3 4 100 3 → median 3, MAD 1
     assert threshold.value() == pytest.approx(3 + 2 * 1.4826)
     threshold.learn(3.0)  # 2 drops out: 3 4 100 3 3 → MAD 0, floored at 1% of the median
     assert threshold.value() == pytest.approx(3 + 2 * 0.03)
     assert threshold.scores().tolist() == [3.0, 4.0, 100.0, 3.0, 3.0]
+
+
+def test_never_drops_below_the_warm_start_value_but_can_rise_above_it():
+    threshold = RobustThreshold(window=5, k=2.0, normal_scores=[1, 2, 3, 4, 100], refresh_every=1)
+    warm = threshold.value()
+    for _ in range(5):
+        threshold.learn(3.0)  # on its own: 3 + 2 · 0.03
+    assert threshold.value() == warm
+    for _ in range(5):
+        threshold.learn(10.0)
+    assert threshold.value() == pytest.approx(10 + 2 * 0.1)
 
 
 def test_recomputes_every_refresh_every_learned_scores():
@@ -38,6 +52,11 @@ def test_warm_start_spreads_many_normal_scores_over_the_buffer():
     assert len(kept) == 100
     assert kept[0] == 0.0 and kept[-1] == 9999.0
     assert np.all(np.diff(kept) > 0)
+
+
+def test_warm_start_repeats_few_normal_scores_to_fill_the_buffer():
+    threshold = RobustThreshold(window=7, normal_scores=[1.0, 2.0, 3.0])
+    assert threshold.scores().tolist() == [1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 1.0]
 
 
 def test_warming_up_without_normal_scores_flags_nothing():
