@@ -8,7 +8,8 @@ through a pipe:
   partitions are assigned and any preloaded backlog is done);
 - ``("done", stats)`` after it consumed ``target`` readings, published every
   result, committed and closed; ``stats`` holds ``readings``, ``windows``,
-  ``seconds`` (from partition assignment to that point) and ``peak_rss_bytes``;
+  ``seconds`` (from partition assignment to that point), ``cpu_seconds`` (the
+  process's CPU time, all threads, over the same span) and ``peak_rss_bytes``;
 - ``("error", message)`` if it failed.
 
 The parent may raise the target later by sending ``("target", n)``.
@@ -112,13 +113,14 @@ class _Watch:
         self.target = target
         self.stop = threading.Event()
         self.started: float | None = None
-        self.reached: float | None = None
+        self.cpu_started = 0.0
 
     def run(self) -> None:
         ready_sent = False
         while not self.stop.is_set():
             if self.started is None and self.monitor.assigned:
                 self.started = time.perf_counter()
+                self.cpu_started = time.process_time()
             readings = self.monitor.metrics.totals()["readings"]
             if not ready_sent and self.started is not None and readings >= self.ready_after:
                 self.conn.send(("ready", readings))
@@ -151,7 +153,7 @@ def _serve(
         thread = threading.Thread(target=watch.run, name="bench-watch", daemon=True)
         thread.start()
         monitor.run(watch.stop, max_runtime_s)
-        finished = time.perf_counter()
+        finished, cpu = time.perf_counter(), time.process_time()
         watch.stop.set()
         thread.join()
         totals = monitor.metrics.totals()
@@ -162,6 +164,7 @@ def _serve(
                     "readings": int(totals["readings"]),
                     "windows": int(totals["windows"]),
                     "seconds": finished - (watch.started or finished),
+                    "cpu_seconds": cpu - watch.cpu_started,
                     "complete": watch.target is not None and totals["readings"] >= watch.target,
                     "peak_rss_bytes": peak_rss_bytes(),
                 },

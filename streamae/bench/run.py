@@ -140,8 +140,14 @@ def _models_and_naive(config: BenchConfig, tmp: Path, result: dict[str, Any]) ->
     wide = data.bench_model(config.window, config.wide_channels)
     result["model"] = {"arch": narrow.arch, **narrow.hyperparameters}
     log.info("bench: model ceiling, batch %d", config.batch)
-    result["model_ceiling_windows_per_s"] = model.ceiling(narrow, config.batch, config.ceiling_s)
-    result["model_ceiling_c8_windows_per_s"] = model.ceiling(wide, config.batch, config.ceiling_s)
+    (
+        result["model_ceiling_windows_per_s"],
+        result["model_ceiling_windows_per_cpu_s"],
+    ) = model.ceiling(narrow, config.batch, config.ceiling_s)
+    (
+        result["model_ceiling_c8_windows_per_s"],
+        result["model_ceiling_c8_windows_per_cpu_s"],
+    ) = model.ceiling(wide, config.batch, config.ceiling_s)
     log.info("bench: naive baseline (one window per forward pass)")
     series = data.bench_series(min(config.sensors, 50), config.window * 4, config.channels)
     windows = data.sample_windows(series, config.window, config.naive_windows)
@@ -168,8 +174,9 @@ def _throughput(
         finally:
             loader.close()
         log.info("bench: consume ceiling (read + decode, no scoring)")
-        rate, read = topics.consume_rate(settings, len(messages), config.phase_timeout_s)
+        rate, cpu_rate, _ = topics.consume_rate(settings, len(messages), config.phase_timeout_s)
         result["consume_ceiling_readings_per_s"] = rate
+        result["consume_ceiling_readings_per_cpu_s"] = cpu_rate
         log.info("bench: monitor over %d readings (stride 1)", len(messages))
         with MonitorProcess(
             settings, model_dir, target=len(messages), max_runtime_s=config.phase_timeout_s
@@ -178,6 +185,7 @@ def _throughput(
     finally:
         topics.delete_topics(settings)
     monitor_rate = stats["readings"] / stats["seconds"]
+    cpu_rate = stats["readings"] / max(stats["cpu_seconds"], 1e-9)
     expected_windows = config.sensors * (config.per_sensor - config.window + 1)
     result.update(
         monitor_readings_per_s=monitor_rate,
@@ -188,6 +196,10 @@ def _throughput(
         monitor_over_model=monitor_rate / result["model_ceiling_windows_per_s"],
         monitor_over_consume=monitor_rate / result["consume_ceiling_readings_per_s"],
         monitor_over_naive=monitor_rate / result["naive_windows_per_s"],
+        # The same per second of CPU: what the work costs, however busy the machine was.
+        monitor_readings_per_cpu_s=cpu_rate,
+        monitor_over_model_cpu=cpu_rate / result["model_ceiling_windows_per_cpu_s"],
+        monitor_over_consume_cpu=cpu_rate / result["consume_ceiling_readings_per_cpu_s"],
     )
     if not result["monitor_complete"]:
         log.warning(
@@ -216,7 +228,7 @@ def _latency(config: BenchConfig, settings: Settings, model_dir: str, result: di
     sent: dict[tuple[str, int], int] = {}
     try:
         topics.create_topics(settings)
-        loader = topics.Loader(settings)
+        loader = topics.Loader(settings, bulk=False)
         try:
             for key, value in messages[:backlog]:
                 loader.send(key, value)

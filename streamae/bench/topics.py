@@ -72,21 +72,21 @@ def delete_topics(settings: Settings) -> None:
 
 
 class Loader:
-    """A fast producer of readings records, with their produce time (CreateTime) returned.
+    """A producer of readings records that returns each record's produce time (CreateTime).
 
     Keys go to the partition Kafka's default partitioner picks (murmur2), computed
     once per key rather than per record.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, bulk: bool = True) -> None:
         self.settings = settings
         self._partitions: dict[bytes, int] = {}
         self._failures: list[BaseException] = []
+        # In bulk the producer waits to fill large batches; otherwise it is a
+        # sensor's ordinary producer, whose linger counts in the measured latency.
+        bulk_options = {"linger_ms": LOAD_LINGER_MS, "batch_size": LOAD_BATCH_BYTES}
         self._producer = make_producer(
-            settings,
-            linger_ms=LOAD_LINGER_MS,
-            batch_size=LOAD_BATCH_BYTES,
-            max_block_ms=LOAD_MAX_BLOCK_MS,
+            settings, max_block_ms=LOAD_MAX_BLOCK_MS, **(bulk_options if bulk else {})
         )
 
     def send(self, key: bytes, value: bytes) -> int:
@@ -135,11 +135,12 @@ class Loader:
             self._failures.append(future.exception)
 
 
-def consume_rate(settings: Settings, expected: int, timeout_s: float) -> tuple[float, int]:
+def consume_rate(settings: Settings, expected: int, timeout_s: float) -> tuple[float, float, int]:
     """Readings/s a bare consumer reads and decodes from the start of the readings topic.
 
     Same client settings as the monitor's consumer, no group, no scoring. Returns
-    the rate and the number of readings read (fewer than ``expected`` on timeout).
+    readings per second of wall time and of CPU time, and the number of readings
+    read (fewer than ``expected`` on timeout).
     """
     consumer = make_consumer(settings, max_poll_records=settings.max_poll_records)
     try:
@@ -151,6 +152,7 @@ def consume_rate(settings: Settings, expected: int, timeout_s: float) -> tuple[f
             consumer.assign(parts)
             consumer.seek_to_beginning()
             read = 0
+            cpu = time.process_time()
             start = time.perf_counter()
             while read < expected and time.perf_counter() - start < timeout_s:
                 batch = consumer.poll(timeout_ms=settings.max_batch_wait_ms)
@@ -159,9 +161,10 @@ def consume_rate(settings: Settings, expected: int, timeout_s: float) -> tuple[f
                         decode_reading(record.value)
                     read += len(records)
             elapsed = time.perf_counter() - start
+            cpu = time.process_time() - cpu
     finally:
         consumer.close()
-    return read / elapsed, read
+    return read / elapsed, read / max(cpu, 1e-9), read
 
 
 class _ScoreKey(msgspec.Struct):

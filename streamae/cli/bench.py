@@ -81,6 +81,11 @@ def report(result: dict[str, Any]) -> str:
         ("  / model, / consume", f"{r['monitor_over_model']:.2f}, {r['monitor_over_consume']:.2f}"),
         ("  / naive", f"{r['monitor_over_naive']:.1f}x"),
         (
+            "  per CPU-second",
+            f"{r['monitor_readings_per_cpu_s']:,.0f} readings; / model "
+            f"{r['monitor_over_model_cpu']:.2f}, / consume {r['monitor_over_consume_cpu']:.2f}",
+        ),
+        (
             f"latency at {r['latency_offered_readings_per_s']:,.0f} readings/s",
             f"p50 {r['latency_p50_ms']:.0f} ms, p95 {r['latency_p95_ms']:.0f} ms, "
             f"p99 {r['latency_p99_ms']:.0f} ms",
