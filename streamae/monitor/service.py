@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 LAG_REFRESH_S = 5.0
 #: How often idle sensors are looked for (wall clock; idleness is in reading time).
 SWEEP_EVERY_S = 10.0
+#: A second producer fencing this soon after the first means a twin monitor.
+FENCED_AGAIN_S = 300.0
 
 
 def _position(item: tuple[Record, str]) -> tuple[int, int]:
@@ -96,7 +98,7 @@ class Monitor:
         self._alerts: list[Alert] = []
         # Where a rewind goes back to: the committed offset of each partition read.
         self._resume: dict[TopicPartition, int] = {}
-        self._fenced = 0
+        self._fenced_at: float | None = None
         self._drops = {"late": 0, "duplicate": 0}
         self._next_lag = self._next_summary = 0.0
         self._next_sweep = time.monotonic() + SWEEP_EVERY_S
@@ -200,7 +202,6 @@ class Monitor:
         self.delivery.commit(self._write_state, offsets, commit or self._commit)
         self._resume.update(self._offsets)
         self._offsets.clear()
-        self._fenced = 0
         now_ms = time.time() * 1000
         for stamp in self._scored_at:
             self.metrics.latency.observe(max(0.0, now_ms - stamp) / 1000)
@@ -249,8 +250,12 @@ class Monitor:
                 attempt += 1
 
     def _check_fencing(self, exc: BaseException) -> None:
+        """Stop if another monitor took our identity; a single producer fencing may also be
+        the coordinator timing out our transaction during an outage, so that one is retried."""
         kind = fenced(exc)
-        if kind == "instance" or (kind == "producer" and self._fenced):
+        now = time.monotonic()
+        again = self._fenced_at is not None and now - self._fenced_at < FENCED_AGAIN_S
+        if kind == "instance" or (kind == "producer" and again):
             name = self.settings.instance_id or "this host's name"
             raise KafkaUnavailable(
                 f"another monitor in group {self.settings.group_id!r} runs as instance "
@@ -258,7 +263,7 @@ class Monitor:
                 f"{Settings.env_var('instance_id')}"
             ) from exc
         if kind == "producer":
-            self._fenced += 1
+            self._fenced_at = now
 
     def _abort(self) -> None:
         try:

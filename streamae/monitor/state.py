@@ -93,19 +93,18 @@ class StateReader:
         if not tps:
             return {}
         latest: dict[bytes, tuple[int, bytes | None]] = {}
+        consumer = self.consumer
         with kafka_errors(self.settings, f"reading the state topic {topic}"):
-            self.consumer.assign(tps)
-            self.consumer.seek_to_beginning(*tps)
+            consumer.assign(tps)
+            consumer.seek_to_beginning(*tps)
             deadline = time.monotonic() + self.settle_s
             while True:
-                ends = self.consumer.end_offsets(tps)
-                while any(self.consumer.position(tp) < ends[tp] for tp in tps):
-                    for tp, records in self.consumer.poll(timeout_ms=POLL_MS).items():
-                        for record in records:
-                            latest[record.key] = (tp.partition, record.value)
-                if self._settled(tps, ends, deadline):
+                ends = consumer.end_offsets(tps)
+                while any(consumer.position(tp) < ends[tp] for tp in tps):
+                    self._poll(latest)
+                if self._settled(tps, latest, deadline):
                     break
-            self.consumer.assign([])
+            consumer.assign([])
         states: dict[str, tuple[int, StateRecord]] = {}
         for key, (partition, value) in latest.items():
             if key is None or value is None:  # a tombstone: the sensor was evicted
@@ -117,12 +116,18 @@ class StateReader:
                 log.warning("sensor %s: unusable state record (%s); starting fresh", sensor, exc)
         return states
 
-    def _settled(self, tps: list[TopicPartition], ends: dict, deadline: float) -> bool:
-        """Whether no transaction is open beyond the committed end (always, at-least-once)."""
+    def _poll(self, latest: dict[bytes, tuple[int, bytes | None]]) -> None:
+        for tp, records in self.consumer.poll(timeout_ms=POLL_MS).items():
+            for record in records:
+                latest[record.key] = (tp.partition, record.value)
+
+    def _settled(self, tps: list[TopicPartition], latest: dict, deadline: float) -> bool:
+        """Whether no transaction is still open on ``tps`` (always, at-least-once)."""
         if not self.exactly_once:
             return True
-        self.consumer.poll(timeout_ms=POLL_MS)  # refreshes the high watermarks
-        open_tps = [tp for tp in tps if (self.consumer.highwater(tp) or 0) > ends[tp]]
+        self._poll(latest)  # refreshes the high watermarks (and keeps any newer records)
+        consumer = self.consumer
+        open_tps = [tp for tp in tps if (consumer.highwater(tp) or 0) > consumer.position(tp)]
         if not open_tps:
             return True
         if time.monotonic() > deadline:

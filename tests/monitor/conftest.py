@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import subprocess
 import sys
@@ -137,8 +138,12 @@ class KafkaIO:
 
 
 @pytest.fixture
-def monitor_settings(kafka_settings: Settings) -> Settings:
-    """The test's Kafka settings with a group of its own and no metrics endpoint."""
+def monitor_settings(kafka_settings: Settings, caplog: pytest.LogCaptureFixture) -> Settings:
+    """The test's Kafka settings with a group of its own and no metrics endpoint.
+
+    The monitor's INFO log is captured, so a failing test shows what it did.
+    """
+    caplog.set_level(logging.INFO, logger="streamae")
     return kafka_settings.replace(group_id=f"monitor-{uuid.uuid4().hex[:8]}", metrics_port=0)
 
 
@@ -164,6 +169,10 @@ def monitor_thread(settings: Settings, detectors, **options) -> Iterator[Monitor
     thread.start()
     try:
         yield monitor
+    except BaseException as exc:
+        if failures:  # say why the monitor stopped working, not only what the test saw
+            raise AssertionError(f"the monitor thread failed: {failures[0]!r}") from exc
+        raise
     finally:
         stop.set()
         thread.join(60)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import random
 import re
+import subprocess
 import time
 
 import pytest
@@ -125,6 +126,10 @@ def test_a_rebalance_mid_stream_moves_state_and_repeats_nothing(monitor_settings
         kio.produce_readings(parts[0])
         kio.wait_consumed(settings.group_id, settings.readings_topic)
         with monitor_thread(settings.replace(instance_id="eos-b"), SPEC.registry()) as second:
+            deadline = time.monotonic() + 60
+            while not (first.assigned and second.assigned and len(first.sensors) < SPEC.sensors):
+                assert time.monotonic() < deadline, "the group never settled on two members"
+                time.sleep(0.2)
             kio.produce_readings(parts[1])
             kio.wait_consumed(settings.group_id, settings.readings_topic)
             shared = (len(first.assigned), len(second.assigned))
@@ -147,3 +152,39 @@ def test_a_rebalance_mid_stream_moves_state_and_repeats_nothing(monitor_settings
     assert sorted((a.alert_id, a.state) for a in alerts) == sorted(
         (a.alert_id, a.state) for a in expected.alerts
     )
+
+
+@pytest.mark.slow
+def test_a_second_monitor_with_the_same_instance_id_fences_the_first(
+    monitor_settings, kio, monitor_processes
+):
+    """A twin (same group and instance id, e.g. a pod started twice) takes over: the first
+    monitor stops with a clear message once it tries to commit, and nothing is doubled."""
+    settings = monitor_settings.replace(
+        **ALERT_SETTINGS, delivery="exactly-once", instance_id="twin"
+    )
+    run = spike_run(SPEC, streamed=300)
+    kio.create_topic(settings.readings_topic, 4)
+    first = monitor_processes(settings, spec=SPEC)
+    first.wait_for(lambda log: "partitions assigned: readings" in log, timeout_s=120)
+    second = monitor_processes(settings, spec=SPEC)
+    second.wait_for(lambda log: "partitions assigned: readings" in log, timeout_s=120)
+    kio.produce_readings(run.readings)
+    try:
+        code = first.process.wait(120)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the first monitor kept running:\n{first.log()[-3000:]}")
+    last = first.log().strip().splitlines()[-1]
+    kio.wait_consumed(settings.group_id, settings.readings_topic, alive=second.check_alive)
+    assert second.stop() == 0
+    scores = [decode_score(r.value) for r in kio.read(settings.scores_topic, committed=True)]
+    per_window = collections.Counter((s.sensor_id, s.ts) for s in scores)
+    print(
+        f"\ntwin instance id: the first monitor exited {code}: {last}\n"
+        f"{len(scores)} committed scores for {len(per_window)} windows"
+    )
+    assert code == 2
+    assert "runs as instance 'twin' and took over" in last
+    assert "STREAMAE_INSTANCE_ID" in last and "Traceback" not in first.log()
+    assert len(per_window) == SPEC.sensors * (300 - SPEC.window + 1)
+    assert max(per_window.values()) == 1
