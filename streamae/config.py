@@ -100,6 +100,8 @@ class Settings:
     threshold_window: int = 2000
     threshold_k: float = 8.0
     threshold_quantile: float = 0.999
+    # quantile policy: threshold = margin · quantile (headroom above the highest normal scores)
+    threshold_margin: float = 1.0
     # Alerts
     alert_open_after: int = 3
     alert_close_after: int = 10
@@ -177,6 +179,7 @@ _POSITIVE = {
     "stride",
     "threshold_window",
     "threshold_k",
+    "threshold_margin",
     "alert_open_after",
     "alert_close_after",
     "max_sensors",

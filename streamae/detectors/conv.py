@@ -9,19 +9,30 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from streamae.detectors.memory import MemoryAutoencoder
+
 KERNEL = 5
 PADDING = KERNEL // 2
 
 
-class ConvAutoencoder(nn.Module):
+class ConvAutoencoder(MemoryAutoencoder):
     """``[B, W, C]`` → Conv1d stages (stride 2) → latent ``[B, latent]`` → ConvTranspose1d → ``[B, W, C]``.
+
+    With ``memory`` > 0 it rebuilds from the nearest remembered normal code
+    (``streamae.detectors.memory``).
 
     >>> ConvAutoencoder(channels=2, window=9)(torch.zeros(3, 9, 2)).shape
     torch.Size([3, 9, 2])
     """
 
     def __init__(
-        self, channels: int, window: int, hidden: int = 64, latent: int = 16, layers: int = 1
+        self,
+        channels: int,
+        window: int,
+        hidden: int = 64,
+        latent: int = 16,
+        layers: int = 1,
+        memory: int = 0,
     ) -> None:
         super().__init__()
         self.hparams = {
@@ -31,6 +42,7 @@ class ConvAutoencoder(nn.Module):
             "latent": latent,
             "layers": layers,
         }
+        self._init_memory(memory, latent)
         lengths = [window]
         for _ in range(layers):
             lengths.append((lengths[-1] + 1) // 2)
@@ -65,6 +77,3 @@ class ConvAutoencoder(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         features = self.from_latent(z).view(-1, self.hidden, self.inner_length)
         return self.to_output(self.decoder(features)).transpose(1, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))

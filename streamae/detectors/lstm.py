@@ -10,16 +10,27 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from streamae.detectors.memory import MemoryAutoencoder
 
-class LSTMAutoencoder(nn.Module):
+
+class LSTMAutoencoder(MemoryAutoencoder):
     """``[B, W, C]`` → LSTM encoder → latent ``[B, latent]`` → LSTM decoder → ``[B, W, C]``.
+
+    With ``memory`` > 0 it rebuilds from the nearest remembered normal code
+    (``streamae.detectors.memory``).
 
     >>> LSTMAutoencoder(channels=2, window=8)(torch.zeros(3, 8, 2)).shape
     torch.Size([3, 8, 2])
     """
 
     def __init__(
-        self, channels: int, window: int, hidden: int = 64, latent: int = 16, layers: int = 1
+        self,
+        channels: int,
+        window: int,
+        hidden: int = 64,
+        latent: int = 16,
+        layers: int = 1,
+        memory: int = 0,
     ) -> None:
         super().__init__()
         self.hparams = {
@@ -29,6 +40,7 @@ class LSTMAutoencoder(nn.Module):
             "latent": latent,
             "layers": layers,
         }
+        self._init_memory(memory, latent)
         self.window = window
         self.encoder = nn.LSTM(channels, hidden, num_layers=layers, batch_first=True)
         self.to_latent = nn.Linear(hidden, latent)
@@ -45,6 +57,3 @@ class LSTMAutoencoder(nn.Module):
         steps = z.unsqueeze(1).expand(-1, self.window, -1)
         out, _ = self.decoder(steps)
         return self.to_output(out)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))

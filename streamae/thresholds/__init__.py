@@ -22,6 +22,9 @@ def make_threshold(settings: Settings, normal_scores: np.ndarray) -> Threshold:
         return RobustThreshold(settings.threshold_window, settings.threshold_k, normal_scores)
     if settings.threshold_policy == "quantile":
         return QuantileThreshold(
-            settings.threshold_window, settings.threshold_quantile, normal_scores=normal_scores
+            settings.threshold_window,
+            settings.threshold_quantile,
+            settings.threshold_margin,
+            normal_scores=normal_scores,
         )
     raise ValueError(f"unknown threshold policy {settings.threshold_policy!r}")

@@ -20,3 +20,11 @@ def test_quantile_policy_uses_the_settings():
     )
     assert isinstance(threshold, QuantileThreshold)
     assert threshold.value() == pytest.approx(5.0)
+
+
+def test_quantile_policy_applies_the_margin():
+    threshold = make_threshold(
+        Settings(threshold_policy="quantile", threshold_quantile=0.5, threshold_margin=1.5),
+        np.arange(11.0),
+    )
+    assert threshold.value() == pytest.approx(7.5)
