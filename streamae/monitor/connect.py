@@ -97,6 +97,9 @@ def open_clients(
         )
         opened.append(state_consumer)
         with kafka_errors(settings, f"subscribing to {settings.readings_topic}"):
+            # Know the topic's partitions before joining: a group leader without them
+            # assigns nothing and the group has to rebalance again at once.
+            consumer.partitions_for_topic(settings.readings_topic)
             consumer.subscribe([settings.readings_topic], listener=listener)
     except BaseException:
         for client in opened:

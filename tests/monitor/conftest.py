@@ -144,6 +144,7 @@ def monitor_settings(kafka_settings: Settings, caplog: pytest.LogCaptureFixture)
     The monitor's INFO log is captured, so a failing test shows what it did.
     """
     caplog.set_level(logging.INFO, logger="streamae")
+    caplog.set_level(logging.INFO, logger="kafka.coordinator")
     return kafka_settings.replace(group_id=f"monitor-{uuid.uuid4().hex[:8]}", metrics_port=0)
 
 
