@@ -1,12 +1,18 @@
 """Memory per sensor: how much the pipeline's state grows with each new sensor.
 
-Measured in a fresh process, so nothing the benchmark did before blurs the RSS:
-load the model, warm everything up on a throwaway pipeline, note RSS, push
-``window`` readings for each of ``sensors`` sensors through ``Pipeline.process``
-(in poll-sized batches, as the monitor does, so each sensor scores one window),
-note RSS again. The growth divided by the sensors is the state of one sensor;
-minus its window buffer (``2 · W · C`` float64, see ``streamae.windows``) and
-divided by the channels, it is the rest of the state per sensor-channel.
+Measured in a fresh process, so nothing the benchmark did before blurs it: load
+the model, warm everything up on a throwaway pipeline, then push ``window``
+readings for each of ``sensors`` sensors through ``Pipeline.process`` (in
+poll-sized batches, as the monitor does, so each sensor scores one window).
+Two figures:
+
+- RSS growth per sensor: what the process really pays, allocator slack included
+  (freed temporaries of the batches leave holes the heap does not give back);
+- live state per sensor: the bytes still allocated afterwards (``tracemalloc``,
+  which numpy reports to), measured on a second, smaller set of sensors.
+
+Minus the window buffer (``2 · W · C`` float64, see ``streamae.windows``) and per
+channel, each is the rest of the state per sensor-channel.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import resource
+import tracemalloc
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -24,6 +31,8 @@ from streamae.exceptions import StreamaeError
 #: Readings per ``Pipeline.process`` call: the monitor's default poll size.
 BATCH_READINGS = 5000
 WARM_SENSORS = 16
+#: Sensors of the traced measurement (tracing makes every allocation slower).
+TRACED_SENSORS = 1000
 
 
 def state_growth(model_dir: str, sensors: int, timeout_s: float) -> dict[str, Any]:
@@ -64,7 +73,18 @@ def _measure(model_dir: str, sensors: int, conn: Connection) -> None:
         _feed(pipeline, sensors, window, channels)
         gc.collect()
         growth = _rss_bytes() - before
-        per_sensor = growth / sensors
+        rss_per_sensor = growth / sensors
+        traced = min(sensors, TRACED_SENSORS)
+        tracemalloc.start()
+        try:
+            gc.collect()
+            start = tracemalloc.get_traced_memory()[0]
+            other = Pipeline(settings, detector)
+            _feed(other, traced, window, channels)
+            gc.collect()
+            live_per_sensor = (tracemalloc.get_traced_memory()[0] - start) / traced
+        finally:
+            tracemalloc.stop()
         window_buffer = 2 * window * len(channels) * 8
         conn.send(
             (
@@ -73,9 +93,14 @@ def _measure(model_dir: str, sensors: int, conn: Connection) -> None:
                     "sensors": len(pipeline.sensors()),
                     "windows": int(pipeline.counts["windows"]),
                     "rss_growth_bytes": growth,
-                    "rss_bytes_per_sensor": per_sensor,
+                    "rss_bytes_per_sensor": rss_per_sensor,
+                    "rss_beyond_window_bytes_per_sensor_channel": (rss_per_sensor - window_buffer)
+                    / len(channels),
+                    "traced_sensors": len(other.sensors()),
+                    "state_bytes_per_sensor": live_per_sensor,
                     "window_buffer_bytes": window_buffer,
-                    "state_bytes_per_sensor_channel": (per_sensor - window_buffer) / len(channels),
+                    "state_bytes_per_sensor_channel": (live_per_sensor - window_buffer)
+                    / len(channels),
                     "peak_rss_bytes": peak_rss_bytes(),
                 },
             )

@@ -282,12 +282,20 @@ def _paced(
 
 
 def _memory(config: BenchConfig, model_dir: str, result: dict) -> None:
-    """Phase e: state per sensor with ``memory_sensors`` sensors, in a fresh process."""
+    """Phase e: state per sensor with ``memory_sensors`` sensors, in a fresh process.
+
+    ``state_bytes_per_sensor_channel`` counts live allocations; the RSS figures add
+    the heap's slack (see ``streamae.bench.memory``).
+    """
     log.info("bench: memory with %d sensors", config.memory_sensors)
     stats = memory.state_growth(model_dir, config.memory_sensors, config.phase_timeout_s)
     result.update(
         memory_sensors=stats["sensors"],
         rss_bytes_per_sensor=stats["rss_bytes_per_sensor"],
+        rss_beyond_window_bytes_per_sensor_channel=stats[
+            "rss_beyond_window_bytes_per_sensor_channel"
+        ],
+        state_bytes_per_sensor=stats["state_bytes_per_sensor"],
         window_buffer_bytes=stats["window_buffer_bytes"],
         state_bytes_per_sensor_channel=stats["state_bytes_per_sensor_channel"],
         memory_peak_rss_bytes=stats["peak_rss_bytes"],

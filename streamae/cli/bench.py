@@ -92,7 +92,8 @@ def report(result: dict[str, Any]) -> str:
         ),
         (
             f"memory ({r['memory_sensors']:,} sensors)",
-            f"{r['rss_bytes_per_sensor']:,.0f} B/sensor, "
+            f"RSS {r['rss_bytes_per_sensor']:,.0f} B/sensor; live state "
+            f"{r['state_bytes_per_sensor']:,.0f} B/sensor, "
             f"{r['state_bytes_per_sensor_channel']:,.0f} B/sensor-channel beyond the window",
         ),
         (
