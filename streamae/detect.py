@@ -235,15 +235,17 @@ def detect_path(
                 initializer=_init_worker,
                 initargs=(torch_needed,),
             ) as pool:
-                futures = [
-                    pool.submit(_guarded, path, targets[path], settings, options, shared)
-                    for path in files
-                ]
-                for future in concurrent.futures.as_completed(futures):
+                # Largest first, so no big file starts last while the other workers idle.
+                largest_first = sorted(files, key=lambda p: p.stat().st_size, reverse=True)
+                futures = {
+                    path: pool.submit(_guarded, path, targets[path], settings, options, shared)
+                    for path in largest_first
+                }
+                for future in concurrent.futures.as_completed(futures.values()):
                     report = future.result()
                     bar.set_postfix_str(report.source.name)
                     bar.update()
-                reports = [f.result() for f in futures]
+                reports = [futures[path].result() for path in files]
     return reports
 
 
