@@ -4,8 +4,11 @@ Steps: check channels → cut each series into windows (never across two series)
 → split each series by time (earlier windows train, the last ``val_fraction``
 validate) → fit the scaler on training rows only → train with Adam on MSE,
 early-stopping on validation loss and keeping the best weights → remember the
-codes of the training windows (``streamae.detectors.memory``) → score the
-validation windows: those scores are the model's ``normal_scores``.
+codes of the training windows (``streamae.detectors.memory``) → the model's
+``normal_scores``: the validation windows' scores and, with a memory, each
+remembered training window scored without itself and the windows overlapping it
+(so the threshold's calibration covers all the training data, not only its
+tail — 20% of two days of a daily cycle is not a whole day).
 
 A small training set gets smaller batches (at least ``min_batches`` optimizer
 steps per epoch): 15% of a 4,000-row file is ~600 windows, which at 256 a batch
@@ -50,6 +53,8 @@ MAX_NORMAL_SCORES = 5000
 Gather = Callable[[np.ndarray], torch.Tensor]
 #: Gradient norm clip: keeps an LSTM's early steps from blowing up.
 CLIP_NORM = 1.0
+#: Remembered windows scored at once against the whole memory (bounds the distance matrix).
+HELD_OUT_CHUNK = 1024
 
 
 @dataclass(frozen=True)
@@ -174,8 +179,10 @@ def train_detector(
                 log.debug("early stop at epoch %d; best was %d", epoch, best_epoch)
                 break
     module.load_state_dict(best_state)
+    remembered = np.empty(0, dtype=np.int64)
     if config.memory:
-        module.set_memory(_codes(module, gather, windows.train, config.memory))
+        remembered, codes = _codes(module, gather, windows.train, config.memory)
+        module.set_memory(codes)
 
     info = {
         "training_data": _data_summary(series),
@@ -183,7 +190,7 @@ def train_detector(
             "config": dataclasses.asdict(config),
             "stride": windows.stride,
             "batch_size": batch_size,
-            "memory": config.memory and min(config.memory, len(windows.train)),
+            "memory": len(remembered),
             "train_windows": len(windows.train),
             "val_windows": len(windows.val),
             "epochs_run": epoch,
@@ -195,9 +202,11 @@ def train_detector(
     detector = AutoencoderDetector(
         module, config.arch, channels, scaler, np.empty(0), info=info, device=str(device)
     )
-    pick = np.unique(np.linspace(0, len(windows.val) - 1, MAX_NORMAL_SCORES).round().astype(int))
-    val_starts = windows.val[pick]
-    detector.normal_scores, _ = detector.score(raw[val_starts[:, None] + np.arange(config.window)])
+    val_scores, _ = detector.score(raw[windows.val[:, None] + np.arange(config.window)])
+    held_out = _held_out_scores(module, gather, remembered, config.window)
+    scores = np.concatenate([held_out, val_scores])
+    pick = np.unique(np.linspace(0, len(scores) - 1, MAX_NORMAL_SCORES).round().astype(int))
+    detector.normal_scores = scores[pick]
     return detector
 
 
@@ -273,16 +282,50 @@ def _batch_size(windows: int, config: TrainConfig) -> int:
     return max(1, min(config.batch_size, math.ceil(windows / config.min_batches)))
 
 
-def _codes(module: nn.Module, gather: Gather, starts: np.ndarray, size: int) -> torch.Tensor:
-    """The latent codes of at most ``size`` training windows, evenly spread over them."""
-    pick = np.unique(np.linspace(0, len(starts) - 1, size).round().astype(np.int64))
+def _codes(
+    module: nn.Module, gather: Gather, starts: np.ndarray, size: int
+) -> tuple[np.ndarray, torch.Tensor]:
+    """At most ``size`` training windows evenly spread over them: their starts and codes."""
+    picked = starts[np.unique(np.linspace(0, len(starts) - 1, size).round().astype(np.int64))]
     module.eval()
     with torch.inference_mode():
         codes = [
-            module.encode(gather(starts[pick[i : i + CHUNK_WINDOWS]]))
-            for i in range(0, len(pick), CHUNK_WINDOWS)
+            module.encode(gather(picked[i : i + CHUNK_WINDOWS]))
+            for i in range(0, len(picked), CHUNK_WINDOWS)
         ]
-    return torch.cat(codes).clone()
+    return picked, torch.cat(codes).clone()
+
+
+def _held_out_scores(
+    module: nn.Module, gather: Gather, starts: np.ndarray, width: int
+) -> np.ndarray:
+    """Each remembered window's score when the memory lacks it and the windows overlapping it.
+
+    A window rebuilt from its own code would score as if it were a copy of normal
+    data; a test window never has its own copy in the memory.
+    """
+    memory = getattr(module, "memory", None)
+    if memory is None or not len(starts):
+        return np.empty(0)
+    scores = []
+    module.eval()
+    with torch.inference_mode():
+        for begin in range(0, len(starts), HELD_OUT_CHUNK):
+            chunk = starts[begin : begin + HELD_OUT_CHUNK]
+            distances = torch.cdist(
+                memory[begin : begin + len(chunk)],
+                memory,
+                compute_mode="donot_use_mm_for_euclid_dist",
+            )
+            overlapping = np.abs(chunk[:, None] - starts[None, :]) < width
+            distances[torch.from_numpy(overlapping).to(distances.device)] = math.inf
+            nearest, has_other = (
+                distances.argmin(dim=1),
+                torch.isfinite(distances.min(dim=1).values),
+            )
+            errors = (module.decode(memory[nearest]) - gather(chunk)).square().mean(dim=(1, 2))
+            scores.append(errors[has_other].double().cpu().numpy())
+    return np.concatenate(scores)
 
 
 def _train_epoch(

@@ -57,7 +57,8 @@ def test_same_seed_gives_identical_weights_and_scores(arch):
 
 
 def test_normal_scores_are_the_validation_loss_of_the_kept_weights():
-    detector = train_detector([sine(n=300)], TrainConfig(**TINY), progress=False)
+    # Without a memory; with one, see test_memory_rebuilds_from_the_nearest_training_code.
+    detector = train_detector([sine(n=300)], TrainConfig(**TINY, memory=0), progress=False)
     run = detector.info["training"]
     assert len(detector.normal_scores) == run["val_windows"]
     assert detector.normal_scores.dtype == np.float64
@@ -155,3 +156,25 @@ def test_too_few_rows_says_how_many_are_needed():
 def test_invalid_config_is_refused(bad):
     with pytest.raises(ConfigError):
         TrainConfig(**bad)
+
+
+def test_memory_rebuilds_from_the_nearest_training_code():
+    series = sine(n=300)
+    config = TrainConfig(**TINY, memory=50)
+    detector = train_detector([series], config, progress=False)
+    run = detector.info["training"]
+    assert detector.hyperparameters["memory"] == run["memory"] == 50
+    assert detector.module.memory.shape == (50, TINY["latent"])
+    # Normal scores: the validation windows, and each remembered window held out.
+    assert len(detector.normal_scores) == run["val_windows"] + 50
+    plain = train_detector([series], TrainConfig(**TINY, memory=0), progress=False)
+    windows = np.stack([series.values[i : i + 16] for i in range(0, 200, 9)])
+    x = torch.from_numpy(detector.scaler.transform(windows))
+    with torch.no_grad():
+        codes = detector.module.encode(x)
+        nearest = torch.cdist(codes, detector.module.memory).argmin(dim=1)
+        expected = ((detector.module.decode(detector.module.memory[nearest]) - x) ** 2).mean(dim=1)
+    np.testing.assert_allclose(detector.score(windows)[1], expected.double().numpy(), rtol=1e-5)
+    # Same weights apart from the memory: the memory is what changes the scores.
+    for name, weights in plain.module.state_dict().items():
+        assert torch.equal(weights, detector.module.state_dict()[name]), name
