@@ -14,6 +14,8 @@ readings and, per step:
 
 A window's threshold depends only on the earlier windows of its sensor, so a
 batch gives exactly the same scores and alerts as the same readings one at a time.
+Window sizes come from the detectors (a model is trained for one); the stride,
+reordering, threshold and alert settings from ``Settings``.
 
 >>> import numpy as np
 >>> from streamae.detectors.zscore import ZScoreDetector
