@@ -10,6 +10,7 @@ transaction that one left open. Both consumers then read committed records only.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ TRANSACTION_TIMEOUT_MS = 30_000
 # kafka-python backs off reconnecting up to 30 s by default; a broker that comes
 # back should be noticed within seconds.
 RECONNECT_BACKOFF_MAX_MS = 2_000
+CLOSE_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -48,7 +50,9 @@ class Clients:
         closes = (
             lambda: self.consumer.close(autocommit=False),
             self.state_consumer.close,
-            self.producer.close,
+            # Results were flushed at the last checkpoint; do not wait on a broker
+            # that is gone (the records left belong to an uncommitted batch).
+            lambda: self.producer.close(timeout=CLOSE_TIMEOUT_S),
         )
         for close in closes:
             try:
@@ -130,7 +134,8 @@ def make_monitor_producer(settings: Settings) -> KafkaProducer:
         with kafka_errors(settings, f"initialising transactions as {txn_id!r}"):
             producer.init_transactions()
     except BaseException:
-        producer.close()
+        with contextlib.suppress(kerr.KafkaError):
+            producer.close(timeout=CLOSE_TIMEOUT_S)
         raise
     log.info("exactly-once: transactional id %r", txn_id)
     return producer

@@ -17,13 +17,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from kafka import KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka import errors as kerr
 from kafka.structs import OffsetAndMetadata
 
 from streamae.config import Settings
 from streamae.exceptions import KafkaUnavailable
-from streamae.kafka.clients import kafka_errors
+from streamae.kafka.clients import kafka_errors, make_admin
 from streamae.monitor.connect import Clients
 from streamae.monitor.outage import Patience
 
@@ -163,10 +163,36 @@ def make_delivery(settings: Settings, clients: Clients, patience: Patience) -> A
 def fenced(exc: BaseException | None) -> str | None:
     """Whether ``exc`` (or a cause) says another monitor took over our identity:
     "producer" (our transactional id), "instance" (our static member id) or None."""
-    while exc is not None:
-        if isinstance(exc, kerr.ProducerFencedError):
-            return "producer"
-        if isinstance(exc, kerr.FencedInstanceIdError):
+    # kafka-python also reports a fencing as a plain KafkaError carrying it in its args.
+    seen: list[BaseException] = [exc] if exc is not None else []
+    while seen:
+        error = seen.pop()
+        if isinstance(error, kerr.FencedInstanceIdError):
             return "instance"
-        exc = exc.__cause__ or exc.__context__
+        if isinstance(error, kerr.ProducerFencedError):
+            return "producer"
+        seen += [a for a in error.args if isinstance(a, BaseException)]
+        seen += [e for e in (error.__cause__, error.__context__) if e is not None]
     return None
+
+
+def twin_in_group(settings: Settings, consumer: KafkaConsumer) -> bool:
+    """Whether another member of our group runs under our identity: the same static
+    instance id, or (without one) the same host, whose name our transactional id carries."""
+    me = consumer.group_metadata().member_id
+    admin = make_admin(settings)
+    try:
+        with kafka_errors(settings, f"describing group {settings.group_id}"):
+            members = admin.describe_groups([settings.group_id])[settings.group_id]["members"]
+    finally:
+        admin.close()
+    mine = next((m for m in members if m["member_id"] == me), None)
+    for member in members:
+        if member["member_id"] == me:
+            continue
+        if settings.instance_id:
+            if member.get("group_instance_id") == settings.instance_id:
+                return True
+        elif mine is not None and member.get("client_host") == mine.get("client_host"):
+            return True
+    return False

@@ -35,13 +35,14 @@ from streamae.exceptions import KafkaAuthError, KafkaUnavailable
 from streamae.kafka.clients import kafka_errors
 from streamae.messages import Alert, encode
 from streamae.monitor.connect import (
+    CLOSE_TIMEOUT_S,
     TRANSACTION_TIMEOUT_MS,
     Clients,
     consumer_lag,
     make_monitor_producer,
     open_clients,
 )
-from streamae.monitor.delivery import AtLeastOnce, fenced, make_delivery
+from streamae.monitor.delivery import AtLeastOnce, fenced, make_delivery, twin_in_group
 from streamae.monitor.intake import Decoded, Record, sort_records
 from streamae.monitor.metrics import MonitorMetrics
 from streamae.monitor.outage import BACKOFF_S, GaveUp, Patience, tcp_reachable
@@ -56,8 +57,6 @@ log = logging.getLogger(__name__)
 LAG_REFRESH_S = 5.0
 #: How often idle sensors are looked for (wall clock; idleness is in reading time).
 SWEEP_EVERY_S = 10.0
-#: A second producer fencing this soon after the first means a twin monitor.
-FENCED_AGAIN_S = 300.0
 
 
 def _position(item: tuple[Record, str]) -> tuple[int, int]:
@@ -98,7 +97,6 @@ class Monitor:
         self._alerts: list[Alert] = []
         # Where a rewind goes back to: the committed offset of each partition read.
         self._resume: dict[TopicPartition, int] = {}
-        self._fenced_at: float | None = None
         self._drops = {"late": 0, "duplicate": 0}
         self._next_lag = self._next_summary = 0.0
         self._next_sweep = time.monotonic() + SWEEP_EVERY_S
@@ -250,20 +248,24 @@ class Monitor:
                 attempt += 1
 
     def _check_fencing(self, exc: BaseException) -> None:
-        """Stop if another monitor took our identity; a single producer fencing may also be
-        the coordinator timing out our transaction during an outage, so that one is retried."""
+        """Stop if another monitor runs under our identity (a twin).
+
+        Our static group membership taken over is always a twin. Our transactional id
+        taken over may also be the coordinator aborting a transaction that outlived
+        the transaction timeout (a long outage): then a new producer carries on.
+        """
         kind = fenced(exc)
-        now = time.monotonic()
-        again = self._fenced_at is not None and now - self._fenced_at < FENCED_AGAIN_S
-        if kind == "instance" or (kind == "producer" and again):
+        if kind is None:
+            return
+        if kind == "instance" or twin_in_group(self.settings, self.clients.consumer):
             name = self.settings.instance_id or "this host's name"
+            what = "group membership" if kind == "instance" else "transactional id"
             raise KafkaUnavailable(
                 f"another monitor in group {self.settings.group_id!r} runs as instance "
-                f"{name!r} and took over ({exc.__cause__ or exc}); give each monitor its own "
+                f"{name!r} and took over this one's {what}; give each monitor its own "
                 f"{Settings.env_var('instance_id')}"
             ) from exc
-        if kind == "producer":
-            self._fenced_at = now
+        log.warning("our transaction was fenced, no twin in the group: starting a new producer")
 
     def _abort(self) -> None:
         try:
@@ -275,11 +277,12 @@ class Monitor:
             # the coordinator): a new one with the same transactional id starts clean.
             log.warning("starting a new producer, the old one cannot abort: %s", exc)
             old = self.clients.producer
-            self.clients.producer = self.patience.wait(
-                lambda: make_monitor_producer(self.settings), "starting a producer"
-            )
+            with kafka_errors(self.settings, "starting a new producer"):
+                self.clients.producer = self.patience.wait(
+                    lambda: make_monitor_producer(self.settings), "starting a producer"
+                )
             try:
-                old.close(timeout=1)
+                old.close(timeout=CLOSE_TIMEOUT_S)
             except kerr.KafkaError as close_exc:
                 log.debug("closing the old producer: %s", close_exc)
 
