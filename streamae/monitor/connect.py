@@ -4,6 +4,8 @@ At-least-once, the producer is idempotent; exactly-once, it is transactional,
 its transactional id ``streamae.<group>.<instance>`` stable across restarts of
 the same instance: starting it fences a previous incarnation and aborts the
 transaction that one left open. Both consumers then read committed records only.
+With ``instance_id`` set the consumer is a static group member: a restart within
+the session timeout gets its partitions back without a rebalance.
 
 >>> clients = open_clients(settings, from_beginning=False, listener=None)  # doctest: +SKIP
 """
@@ -43,7 +45,6 @@ class Clients:
     consumer: KafkaConsumer
     producer: KafkaProducer
     state_consumer: KafkaConsumer
-    transactional_id: str | None
 
     def close(self) -> None:
         """Leave the group first (its revoke hook checkpoints), then close the others."""
@@ -109,8 +110,7 @@ def open_clients(
         for client in opened:
             client.close()
         raise
-    txn_id = transactional_id(settings) if settings.delivery == "exactly-once" else None
-    return Clients(consumer, producer, state_consumer, txn_id)
+    return Clients(consumer, producer, state_consumer)
 
 
 def make_monitor_producer(settings: Settings) -> KafkaProducer:

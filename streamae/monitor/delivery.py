@@ -35,8 +35,6 @@ Offsets = dict[TopicPartition, OffsetAndMetadata]
 class AtLeastOnce:
     """Results, then state, then offsets; a crash in between replays, never loses."""
 
-    exactly_once = False
-
     def __init__(self, settings: Settings, clients: Clients, patience: Patience) -> None:
         self.settings = settings
         self.clients = clients
@@ -49,7 +47,7 @@ class AtLeastOnce:
 
     def send(
         self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
-    ):
+    ) -> None:
         with kafka_errors(self.settings, f"publishing to {topic}"):
             self._sends.append(self.producer.send(topic, value=value, key=key, partition=partition))
 
@@ -96,15 +94,13 @@ class AtLeastOnce:
 class ExactlyOnce(AtLeastOnce):
     """One transaction per batch: results, state and offsets commit or abort together."""
 
-    exactly_once = True
-
     def __init__(self, settings: Settings, clients: Clients, patience: Patience) -> None:
         super().__init__(settings, clients, patience)
         self._open = False
 
     def send(
         self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
-    ):
+    ) -> None:
         self._begin()
         super().send(topic, key, value, partition)
 
