@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 Offsets = dict[TopicPartition, OffsetAndMetadata]
 
 
+class TakenOver(KafkaUnavailable):
+    """Another monitor runs under this one's identity (a twin): this one stops."""
+
+
 class AtLeastOnce:
     """Results, then state, then offsets; a crash in between replays, never loses."""
 

@@ -42,7 +42,13 @@ from streamae.monitor.connect import (
     make_monitor_producer,
     open_clients,
 )
-from streamae.monitor.delivery import AtLeastOnce, fenced, make_delivery, twin_in_group
+from streamae.monitor.delivery import (
+    AtLeastOnce,
+    TakenOver,
+    fenced,
+    make_delivery,
+    twin_in_group,
+)
 from streamae.monitor.intake import Decoded, Record, sort_records
 from streamae.monitor.metrics import MonitorMetrics
 from streamae.monitor.outage import BACKOFF_S, GaveUp, Patience, tcp_reachable
@@ -57,6 +63,8 @@ log = logging.getLogger(__name__)
 LAG_REFRESH_S = 5.0
 #: How often idle sensors are looked for (wall clock; idleness is in reading time).
 SWEEP_EVERY_S = 10.0
+#: Records waiting this long without any arriving makes the monitor look for a twin.
+STALL_CHECK_S = 20.0
 
 
 def _position(item: tuple[Record, str]) -> tuple[int, int]:
@@ -99,6 +107,7 @@ class Monitor:
         self._resume: dict[TopicPartition, int] = {}
         self._drops = {"late": 0, "duplicate": 0}
         self._next_lag = self._next_summary = 0.0
+        self._stall = (0.0, time.monotonic())  # readings consumed, and since when
         self._next_sweep = time.monotonic() + SWEEP_EVERY_S
 
     # -- the loop ------------------------------------------------------------
@@ -229,7 +238,7 @@ class Monitor:
     # -- failures --------------------------------------------------------------
     def _recover(self, exc: KafkaUnavailable) -> None:
         """After a failed batch: abort it, reload state, re-read from the committed offsets."""
-        if isinstance(exc, GaveUp | KafkaAuthError):
+        if isinstance(exc, GaveUp | KafkaAuthError | TakenOver):
             raise exc
         self._check_fencing(exc)
         log.warning("batch not committed, replaying it from the last checkpoint: %s", exc)
@@ -240,7 +249,7 @@ class Monitor:
                 self._rewind()
                 return
             except KafkaUnavailable as again:
-                if isinstance(again, GaveUp | KafkaAuthError):
+                if isinstance(again, GaveUp | KafkaAuthError | TakenOver):
                     raise
                 self._check_fencing(again)
                 self.patience.unreachable("recovering from a failed batch", again)
@@ -255,17 +264,24 @@ class Monitor:
         the transaction timeout (a long outage): then a new producer carries on.
         """
         kind = fenced(exc)
-        if kind is None:
-            return
-        if kind == "instance" or twin_in_group(self.settings, self.clients.consumer):
-            name = self.settings.instance_id or "this host's name"
-            what = "group membership" if kind == "instance" else "transactional id"
-            raise KafkaUnavailable(
-                f"another monitor in group {self.settings.group_id!r} runs as instance "
-                f"{name!r} and took over this one's {what}; give each monitor its own "
-                f"{Settings.env_var('instance_id')}"
-            ) from exc
-        log.warning("our transaction was fenced, no twin in the group: starting a new producer")
+        if kind == "instance":
+            raise self._twin_error("group membership") from exc
+        if kind == "producer":
+            if self._twin():
+                raise self._twin_error("transactional id") from exc
+            log.warning("our transaction was fenced, no twin in the group: starting a new producer")
+
+    def _twin(self) -> bool:
+        with kafka_errors(self.settings, f"describing group {self.settings.group_id}"):
+            return twin_in_group(self.settings, self.clients.consumer)
+
+    def _twin_error(self, what: str) -> TakenOver:
+        name = self.settings.instance_id or "this host's name"
+        return TakenOver(
+            f"another monitor in group {self.settings.group_id!r} runs as instance {name!r} "
+            f"and took over this one's {what}; give each monitor its own "
+            f"{Settings.env_var('instance_id')}"
+        )
 
     def _abort(self) -> None:
         try:
@@ -374,12 +390,24 @@ class Monitor:
             if lag is not None:
                 self.metrics.lag.set(lag)
                 self.patience.reachable()
+                self._check_stalled(lag, now)
             elif not tcp_reachable(self.settings.bootstrap_servers):
                 self.patience.unreachable(f"polling {self.settings.readings_topic}")
         if now >= self._next_summary:
             if self._next_summary:
                 log.info("monitor: %s", self.metrics.summary())
             self._next_summary = now + self.settings.summary_interval_s
+
+    def _check_stalled(self, lag: int, now: float) -> None:
+        """Records wait but none arrive: a twin may have taken our static group membership
+        (kafka-python then stops fetching without saying so)."""
+        consumed = self.metrics.totals()["readings"]
+        if lag == 0 or consumed != self._stall[0]:
+            self._stall = (consumed, now)
+        elif now - self._stall[1] > STALL_CHECK_S:
+            self._stall = (consumed, now)
+            if self._twin():
+                raise self._twin_error("group membership")
 
     def _connect(self) -> None:
         settings = self.settings

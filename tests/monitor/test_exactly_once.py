@@ -9,8 +9,11 @@ import subprocess
 import time
 
 import pytest
+from kafka import KafkaConsumer
 
+from streamae.kafka.clients import make_consumer
 from streamae.messages import decode_alert, decode_score
+from streamae.monitor.delivery import twin_in_group
 from streamae.pipeline import Pipeline
 
 from .conftest import monitor_thread
@@ -190,3 +193,28 @@ def test_a_second_monitor_with_the_same_instance_id_fences_the_first(
     assert "STREAMAE_INSTANCE_ID" in last and "Traceback" not in first.log()
     assert len(per_window) == SPEC.sensors * (300 - SPEC.window + 1)
     assert max(per_window.values()) == 1
+
+
+def test_a_twin_is_seen_in_the_group_by_the_member_it_replaced(monitor_settings, kio):
+    """What a stalled or fenced monitor checks before it stops."""
+    settings = monitor_settings.replace(instance_id="twin")
+    kio.create_topic(settings.readings_topic, 2)
+
+    def member() -> KafkaConsumer:
+        consumer = make_consumer(settings, group_id=settings.group_id, group_instance_id="twin")
+        consumer.subscribe([settings.readings_topic])
+        deadline = time.monotonic() + 60
+        while not consumer.assignment():
+            assert time.monotonic() < deadline, "never joined the group"
+            consumer.poll(timeout_ms=200)
+        return consumer
+
+    first = member()
+    second = member()
+    try:
+        assert twin_in_group(settings, first) is True
+        assert twin_in_group(settings, second) is False
+        assert twin_in_group(settings.replace(instance_id="other"), second) is False
+    finally:
+        second.close()
+        first.close()
