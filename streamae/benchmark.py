@@ -222,7 +222,7 @@ def run_benchmark(
         train_rows=protocol.train_rows,
         detector=kind,
         arch=arch,
-        epochs=overrides.get("epochs"),
+        training=tuple(sorted(overrides.get("training", {}).items())),
     )
     files, skipped = select_files(data_root, label_source)
     model = model_config(resolved, options)
@@ -269,8 +269,9 @@ def run_benchmark(
 def load_overrides(path: str | Path | None, protocol: Protocol) -> dict[str, Any]:
     """The protocol's override file as a dict (``{}`` when the default file does not exist).
 
-    Keys: ``detector`` (lstm|conv|zscore), ``epochs``, and a ``[settings]`` table of
-    Settings fields.
+    Keys: ``detector`` (lstm|conv|zscore), a ``[settings]`` table of Settings fields
+    and a ``[training]`` table of ``TrainConfig`` fields for the autoencoder (its
+    ``window`` and ``device`` come from the settings).
     """
     if path is None:
         path = OVERRIDES_DIR / f"{protocol.name}.toml"
@@ -285,22 +286,25 @@ def load_overrides(path: str | Path | None, protocol: Protocol) -> dict[str, Any
         raise InputError(f"{path}: cannot read the override file: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML ({exc})") from None
-    unknown = set(document) - {"detector", "epochs", "settings"}
+    unknown = set(document) - {"detector", "settings", "training"}
     if unknown:
         raise InputError(
             f"{path}: unknown key(s) {', '.join(sorted(unknown))}; "
-            "expected detector, epochs and a [settings] table"
+            "expected detector and [settings] / [training] tables"
         )
-    table = document.get("settings", {})
-    if not isinstance(table, dict):
-        raise InputError(f"{path}: 'settings' must be a table of Settings fields")
+    for name in ("settings", "training"):
+        if not isinstance(document.get(name, {}), dict):
+            raise InputError(f"{path}: '{name}' must be a table")
     known = {f.name for f in dataclasses.fields(Settings)}
-    wrong = sorted(set(table) - known)
+    wrong = sorted(set(document.get("settings", {})) - known)
     if wrong:
         raise InputError(f"{path}: [settings] has unknown setting(s) {', '.join(wrong)}")
-    epochs = document.get("epochs")
-    if epochs is not None and (not isinstance(epochs, int) or epochs <= 0):
-        raise InputError(f"{path}: epochs must be a positive integer, got {epochs!r}")
+    fixed = sorted({"window", "device"} & set(document.get("training", {})))
+    if fixed:
+        raise InputError(
+            f"{path}: [training] {', '.join(fixed)} come(s) from [settings] "
+            "(window_size, device); set them there"
+        )
     return {"file": str(path), **document}
 
 
@@ -330,7 +334,14 @@ def model_config(settings: Settings, options: DetectOptions) -> dict[str, Any]:
     from streamae.training import TrainConfig  # torch: only when needed
 
     config = TrainConfig(window=settings.window_size, device=settings.device)
-    changes = {k: v for k, v in (("arch", options.arch), ("epochs", options.epochs)) if v}
+    changes = dict(options.training)
+    changes |= {k: v for k, v in (("arch", options.arch), ("epochs", options.epochs)) if v}
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    wrong = sorted(set(changes) - known)
+    if wrong:
+        raise ConfigError(
+            f"unknown training option(s) {', '.join(wrong)}; TrainConfig has {', '.join(sorted(known))}"
+        )
     return {"kind": "autoencoder", **dataclasses.asdict(dataclasses.replace(config, **changes))}
 
 

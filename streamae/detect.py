@@ -28,6 +28,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -60,6 +61,8 @@ class DetectOptions:
     detector: str = "autoencoder"
     arch: str | None = None
     epochs: int | None = None
+    #: Further ``TrainConfig`` fields for the autoencoder, as ``(name, value)`` pairs.
+    training: tuple[tuple[str, Any], ...] = ()
     chunk: int = CHUNK
 
     def __post_init__(self) -> None:
@@ -274,8 +277,13 @@ def train(series: list[SensorSeries], settings: Settings, options: DetectOptions
     from streamae.training import TrainConfig, train_detector  # torch: only when needed
 
     config = TrainConfig(window=settings.window_size, device=settings.device)
-    changes = {k: v for k, v in (("arch", options.arch), ("epochs", options.epochs)) if v}
-    return train_detector(series, dataclasses.replace(config, **changes), progress=False)
+    changes = dict(options.training)
+    changes |= {k: v for k, v in (("arch", options.arch), ("epochs", options.epochs)) if v}
+    try:
+        config = dataclasses.replace(config, **changes)
+    except TypeError as exc:  # a name that is not a TrainConfig field
+        raise ConfigError(f"training options: {exc}") from None
+    return train_detector(series, config, progress=False)
 
 
 def load_model(folder: Path, settings: Settings) -> Detector:

@@ -4,11 +4,12 @@ Steps: check channels → cut each series into windows (never across two series)
 → split each series by time (earlier windows train, the last ``val_fraction``
 validate) → fit the scaler on training rows only → train with Adam on MSE,
 early-stopping on validation loss and keeping the best weights → remember the
-codes of the training windows (``streamae.detectors.memory``) → the model's
-``normal_scores``: the validation windows' scores and, with a memory, each
-remembered training window scored without itself and the windows overlapping it
-(so the threshold's calibration covers all the training data, not only its
-tail — 20% of two days of a daily cycle is not a whole day).
+codes of all the windows, training and validation (``streamae.detectors.memory``)
+→ the model's ``normal_scores``: each remembered window scored with itself and
+the windows overlapping it left out of the memory. So the threshold's calibration
+covers all the normal data, not only its tail (20% of two days of a daily cycle
+is not a whole day), and a pattern seen only once is calibrated as the novelty it
+is. Without a memory, ``normal_scores`` are the validation windows' scores.
 
 A small training set gets smaller batches (at least ``min_batches`` optimizer
 steps per epoch): 15% of a 4,000-row file is ~600 windows, which at 256 a batch
@@ -55,6 +56,8 @@ Gather = Callable[[np.ndarray], torch.Tensor]
 CLIP_NORM = 1.0
 #: Remembered windows scored at once against the whole memory (bounds the distance matrix).
 HELD_OUT_CHUNK = 1024
+#: Fewest held-out scores that calibrate a model with a memory (else: the validation scores).
+MIN_HELD_OUT = 10
 
 
 @dataclass(frozen=True)
@@ -181,7 +184,8 @@ def train_detector(
     module.load_state_dict(best_state)
     remembered = np.empty(0, dtype=np.int64)
     if config.memory:
-        remembered, codes = _codes(module, gather, windows.train, config.memory)
+        everything = np.sort(np.concatenate([windows.train, windows.val]))
+        remembered, codes = _codes(module, gather, everything, config.memory)
         module.set_memory(codes)
 
     info = {
@@ -202,9 +206,9 @@ def train_detector(
     detector = AutoencoderDetector(
         module, config.arch, channels, scaler, np.empty(0), info=info, device=str(device)
     )
-    val_scores, _ = detector.score(raw[windows.val[:, None] + np.arange(config.window)])
-    held_out = _held_out_scores(module, gather, remembered, config.window)
-    scores = np.concatenate([held_out, val_scores])
+    scores = _held_out_scores(module, gather, remembered, config.window)
+    if len(scores) < MIN_HELD_OUT:  # no memory, or too little data to hold windows out
+        scores, _ = detector.score(raw[windows.val[:, None] + np.arange(config.window)])
     pick = np.unique(np.linspace(0, len(scores) - 1, MAX_NORMAL_SCORES).round().astype(int))
     detector.normal_scores = scores[pick]
     return detector

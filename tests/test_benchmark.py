@@ -173,7 +173,8 @@ def test_unknown_benchmark_and_detector_are_refused(nab_corpus):
         ("detector = [", "not valid TOML"),
         ("colour = 1", "unknown key"),
         ("[settings]\nwindow = 16", "unknown setting"),
-        ("epochs = 0", "positive integer"),
+        ("[training]\nwindow = 16", "set them there"),
+        ("training = 3", "must be a table"),
     ],
 )
 def test_override_file_mistakes_are_named(tmp_path, text, message):
@@ -216,3 +217,10 @@ def test_one_skab_file_of_the_shared_data(shared_data, tmp_path):
     assert total["files"] == 1 and total["windows"] == 1
     assert total["event_recall"] == 1.0
     assert total["point_f1"] > 0.5
+
+
+def test_unknown_training_option_is_refused_before_any_work(nab_corpus, tmp_path):
+    path = tmp_path / "training.toml"
+    path.write_text('detector = "conv"\n[training]\nlayerz = 2\n')
+    with pytest.raises(ConfigError, match="unknown training option"):
+        run_benchmark("nab", nab_corpus, overrides_file=path, progress=False)
