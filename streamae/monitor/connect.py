@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 # A monitor that dies should hand its partitions over within seconds. Heartbeats
 # run on kafka-python's IO thread, so a slow batch does not count against this.
 SESSION_TIMEOUT_MS = 10_000
+# Also the rebalance timeout: how long the broker holds a rebalance for members
+# that do not rejoin (kafka-python's 300 s default made a stalled rebalance stop a
+# monitor for five minutes). A batch takes seconds, so a minute between polls is ample.
+MAX_POLL_INTERVAL_MS = 60_000
 # An open transaction of a monitor that died (and is not restarted under the same
 # instance id) holds back read_committed consumers until the broker aborts it.
 TRANSACTION_TIMEOUT_MS = 30_000
@@ -92,6 +96,7 @@ def open_clients(
             auto_offset_reset="earliest" if from_beginning else "latest",
             max_poll_records=settings.max_poll_records,
             session_timeout_ms=SESSION_TIMEOUT_MS,
+            max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
             isolation_level=isolation,
             **membership,
             **common,

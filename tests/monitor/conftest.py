@@ -127,7 +127,7 @@ class KafkaIO:
         done = {tp: meta.offset for tp, meta in committed.items() if tp.topic == topic}
         return sum(end - max(done.get(tp, 0), 0) for tp, end in ends.items())
 
-    def wait_consumed(self, group: str, topic: str, timeout_s: float = 60.0, alive=None) -> None:
+    def wait_consumed(self, group: str, topic: str, timeout_s: float = 120.0, alive=None) -> None:
         """Wait until ``group`` has committed every record of ``topic``."""
         deadline = time.monotonic() + timeout_s
         while (lag := self.lag(group, topic)) > 0:
