@@ -81,6 +81,9 @@ class Settings:
     instance_id: str = ""
     max_batch_wait_ms: int = 100
     max_poll_records: int = 5000
+    # How often sensor state and consumed offsets (exactly-once: the transaction) are
+    # made durable. 0 = after every batch. A crash replays at most this much.
+    checkpoint_interval_ms: int = 1000
     metrics_port: int = 9108
     summary_interval_s: float = 5.0
     max_sensors: int = 100_000
@@ -189,7 +192,13 @@ _POSITIVE = {
     "broker_give_up_s",
 }
 _INSTANCE_ID = re.compile(r"[A-Za-z0-9._-]{1,200}")
-_NON_NEGATIVE = {"reorder_tolerance_ms", "max_gap_ms", "metrics_port", "dashboard_lookback_s"}
+_NON_NEGATIVE = {
+    "checkpoint_interval_ms",
+    "reorder_tolerance_ms",
+    "max_gap_ms",
+    "metrics_port",
+    "dashboard_lookback_s",
+}
 
 
 def _validate(settings: Settings) -> None:

@@ -12,7 +12,7 @@ from streamae import artifact
 from streamae.cli.options import fraction, positive_float, positive_int, settings_from
 from streamae.detectors.autoencoder import ARCHITECTURES, DEVICES, AutoencoderDetector
 from streamae.tables import SensorSeries, read_series, table_files
-from streamae.training import TrainConfig, train_detector
+from streamae.training import DEFAULT_HIDDEN, TrainConfig, train_detector
 
 log = logging.getLogger(__name__)
 DEFAULTS = TrainConfig()
@@ -86,9 +86,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--hidden",
         type=positive_int,
-        default=DEFAULTS.hidden,
+        default=None,
         metavar="N",
-        help="hidden units or conv filters (default: %(default)s)",
+        help="LSTM units or conv filters (default: "
+        + ", ".join(f"{n} for {arch}" for arch, n in DEFAULT_HIDDEN.items())
+        + ")",
     )
     parser.add_argument(
         "--layers",

@@ -3,10 +3,12 @@
 Kafka is an adapter around ``Pipeline``. Each batch is::
 
     poll → (restore the state of newly assigned partitions) → sort records
-         → pipeline.process → send scores, alerts, dead letters → checkpoint
+         → pipeline.process → send scores, alerts, dead letters
 
-and a checkpoint makes the batch durable: results, then the state of every
-sensor the batch changed (compacted state topic), then the consumed offsets —
+and every ``checkpoint_interval_ms`` a checkpoint makes the batches since the
+last one durable: results, then the state of every sensor they changed
+(compacted state topic, one record per sensor however many batches changed
+it), then the consumed offsets —
 acknowledged step by step (at-least-once) or in one transaction (exactly-once),
 see ``delivery.py``. Any failure before the offsets are committed rewinds:
 the sensors' state is reloaded from the state topic and the partitions are
@@ -106,7 +108,7 @@ class Monitor:
         # Where a rewind goes back to: the committed offset of each partition read.
         self._resume: dict[TopicPartition, int] = {}
         self._drops = {"late": 0, "duplicate": 0}
-        self._next_lag = self._next_summary = 0.0
+        self._next_lag = self._next_summary = self._next_checkpoint = 0.0
         self._stall = (0.0, time.monotonic())  # readings consumed, and since when
         self._next_sweep = time.monotonic() + SWEEP_EVERY_S
 
@@ -136,7 +138,8 @@ class Monitor:
             self._close()
 
     def step(self) -> None:
-        """One batch: poll → restore new partitions → sort → process → publish → checkpoint."""
+        """One batch: poll → restore new partitions → sort → process → publish; and, once
+        ``checkpoint_interval_ms`` passed since the last one, a checkpoint."""
         consumer = self.clients.consumer
         with kafka_errors(self.settings, f"polling {self.settings.readings_topic}"):
             batch = consumer.poll(timeout_ms=self.settings.max_batch_wait_ms)
@@ -150,7 +153,8 @@ class Monitor:
             self._process(records)
             self.metrics.readings.inc(len(records))
             self.metrics.batch_size.observe(len(records))
-        self.checkpoint()
+        if time.monotonic() >= self._next_checkpoint:
+            self.checkpoint()
         self._tick()
 
     def _process(self, records: list[ConsumerRecord]) -> None:
@@ -204,6 +208,7 @@ class Monitor:
         2-4 are one transaction. If anything fails, nothing more is committed and
         ``KafkaUnavailable`` is raised: ``run`` rewinds to the last checkpoint.
         """
+        self._next_checkpoint = time.monotonic() + self.settings.checkpoint_interval_ms / 1000
         self._sweep()
         offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._offsets.items()}
         self.delivery.commit(self._write_state, offsets, commit or self._commit)
