@@ -94,8 +94,11 @@ class SensorWindow:
         #: Timestamp of the last reading released into the window (None before the first).
         self.last_ts: int | None = None
         self._newest_ts: int | None = None
-        # Held back for reordering, sorted by ts: (ts_ms, row, label).
-        self._pending: list[tuple[int, np.ndarray, int | None]] = []
+        # Held back for reordering, sorted by ts: (ts_ms, row, label). Without reordering
+        # a shared empty tuple: an empty list per sensor is 56 bytes of nothing.
+        self._pending: list[tuple[int, np.ndarray, int | None]] | tuple[()] = (
+            [] if reorder_tolerance_ms else ()
+        )
         #: Times the window restarted after a gap.
         self.restarts = 0
 
@@ -131,7 +134,8 @@ class SensorWindow:
         """Release every reading held back for reordering."""
         for held_ts, held_row, held_label in self._pending:
             self._release(held_ts, held_row, held_label, out)
-        self._pending.clear()
+        if self._pending:
+            self._pending.clear()
 
     @property
     def held(self) -> int:
@@ -194,10 +198,11 @@ class SensorWindow:
         self.last_ts = state["last_ts"]
         self._newest_ts = state["newest_ts"]
         self.restarts = int(state["restarts"])
-        self._pending = [
+        pending = [
             (int(ts), np.asarray(row, dtype=np.float64), label)
             for ts, row, label in state["pending"]
         ]
+        self._pending = pending if pending or self.reorder_tolerance_ms else ()
 
 
 def _ts(item: tuple[int, np.ndarray, int | None]) -> int:

@@ -15,6 +15,8 @@ from abc import ABC, abstractmethod
 class Threshold(ABC):
     """A rolling per-sensor threshold."""
 
+    __slots__ = ()
+
     @abstractmethod
     def value(self) -> float:
         """The current threshold."""

@@ -1,6 +1,6 @@
-"""Rolling quantile of the last unflagged scores, times a margin.
+"""margin · quantile(q) of the normal scores; then following the sensor (see rolling.py).
 
->>> t = QuantileThreshold(window=100, q=0.5, margin=2.0, normal_scores=range(11), refresh_every=1)
+>>> t = QuantileThreshold(window=100, q=0.5, margin=2.0, normal_scores=range(11))
 >>> t.value()  # median 5, doubled
 10.0
 """
@@ -10,11 +10,13 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from streamae.thresholds.rolling import REFRESH_EVERY, RollingThreshold
+from streamae.thresholds.rolling import RollingThreshold
 
 
 class QuantileThreshold(RollingThreshold):
-    """``margin · quantile(q)`` of the last ``window`` unflagged scores (linear interpolation)."""
+    """``margin · quantile(q)`` (linear interpolation) calibrates; the bar then rolls."""
+
+    __slots__ = ("q", "margin")
 
     def __init__(
         self,
@@ -22,13 +24,12 @@ class QuantileThreshold(RollingThreshold):
         q: float = 0.999,
         margin: float = 1.0,
         normal_scores: ArrayLike | None = None,
-        refresh_every: int = REFRESH_EVERY,
     ) -> None:
         if not 0.0 < q < 1.0 or margin <= 0:
             raise ValueError(f"need 0 < q < 1 and margin > 0, got q={q}, margin={margin}")
         self.q = float(q)
         self.margin = float(margin)
-        super().__init__(window, normal_scores, refresh_every)
+        super().__init__(window, normal_scores)
 
     def _compute(self, scores: np.ndarray) -> float:
         # np.quantile's "linear" method, without its overhead: interpolate between

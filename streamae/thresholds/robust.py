@@ -1,6 +1,6 @@
-"""Rolling median + k·MAD: robust to the occasional outlier among normal scores.
+"""median + k·MAD of the normal scores (robust to the odd outlier among them); then rolling.
 
->>> t = RobustThreshold(window=100, k=3.0, normal_scores=[1.0, 2.0, 3.0] * 10, refresh_every=1)
+>>> t = RobustThreshold(window=100, k=3.0, normal_scores=[1.0, 2.0, 3.0] * 10)
 >>> round(t.value(), 4)  # median 2, MAD 1 → 2 + 3 · 1.4826
 6.4478
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from streamae.thresholds.rolling import REFRESH_EVERY, RollingThreshold
+from streamae.thresholds.rolling import RollingThreshold
 
 #: Scales the MAD to the standard deviation of a normal distribution.
 MAD_TO_STD = 1.4826
@@ -21,17 +21,18 @@ MIN_SCALE_ABSOLUTE = 1e-12
 
 
 class RobustThreshold(RollingThreshold):
-    """``median + k · max(1.4826 · MAD, 1% of |median|)`` of the last ``window`` unflagged scores."""
+    """``median + k · max(1.4826 · MAD, 1% of |median|)`` calibrates; the bar then rolls."""
+
+    __slots__ = ("k",)
 
     def __init__(
         self,
         window: int = 2000,
         k: float = 8.0,
         normal_scores: ArrayLike | None = None,
-        refresh_every: int = REFRESH_EVERY,
     ) -> None:
         self.k = float(k)
-        super().__init__(window, normal_scores, refresh_every)
+        super().__init__(window, normal_scores)
 
     def _compute(self, scores: np.ndarray) -> float:
         median = _median(scores)

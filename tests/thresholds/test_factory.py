@@ -11,7 +11,7 @@ def test_robust_policy_uses_the_settings():
     )
     assert isinstance(threshold, RobustThreshold)
     assert (threshold.window, threshold.k) == (7, 2.0)
-    assert len(threshold.scores()) == 7
+    assert threshold.value() == pytest.approx(9.5 + 2.0 * 1.4826 * 5)
 
 
 def test_quantile_policy_uses_the_settings():

@@ -1,0 +1,99 @@
+"""The calibrated bar and how it follows a sensor (``streamae/thresholds/rolling.py``)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from streamae.thresholds.quantile import QuantileThreshold
+from streamae.thresholds.robust import RobustThreshold
+
+
+def test_one_learned_score_moves_the_log_moments_by_hand():
+    # normal scores 1 and e²: median (1 + e²)/2 is the calibrated bar; logs 0 and 2:
+    # mean 1, upper semi-variance (0 + 1)/2, so the bar sits
+    # z = (ln((1 + e²)/2) - 1) / sqrt(1/2) semi-deviations above the mean.
+    threshold = QuantileThreshold(window=2, q=0.5, normal_scores=[1.0, math.e**2])
+    floor = (1 + math.e**2) / 2
+    assert threshold.value() == pytest.approx(floor)
+    z = (math.log(floor) - 1.0) / math.sqrt(0.5)
+    threshold.learn(math.e**4)  # log 4, weight 1/2: mean 1 + 3/2, var 1/2 · (1/2 + 9/2)
+    assert threshold.value() == pytest.approx(math.exp(2.5 + z * math.sqrt(2.5)))
+    threshold.learn(1.0)  # below the mean: the mean falls, the spread only decays
+    assert threshold.value() == pytest.approx(math.exp(1.25 + z * math.sqrt(1.25)))
+
+
+def test_never_drops_below_the_calibrated_bar():
+    threshold = RobustThreshold(window=5, k=2.0, normal_scores=[1, 2, 3, 4, 100])
+    warm = threshold.value()
+    for _ in range(100):
+        threshold.learn(0.5)
+    assert threshold.value() == warm
+
+
+def test_follows_a_sensor_whose_scores_grow_tenfold():
+    rng = np.random.default_rng(0)
+    normal = rng.lognormal(0.0, 0.5, 2000)
+    threshold = QuantileThreshold(window=200, q=0.99, normal_scores=normal)
+    warm = threshold.value()
+    for score in 10 * rng.lognormal(0.0, 0.5, 2000):
+        threshold.learn(float(score))
+    assert threshold.value() == pytest.approx(10 * warm, rel=0.2)
+
+
+def test_the_bar_scales_with_the_scores():
+    rng = np.random.default_rng(1)
+    normal, later = rng.random(300) + 0.1, rng.random(500) * 3
+    small = RobustThreshold(window=50, normal_scores=normal)
+    large = RobustThreshold(window=50, normal_scores=1000 * normal)
+    for score in later:
+        small.learn(float(score))
+        large.learn(1000 * float(score))
+    assert large.value() == pytest.approx(1000 * small.value())
+
+
+def test_constant_and_zero_scores_keep_a_finite_bar():
+    threshold = RobustThreshold(window=10, k=8.0, normal_scores=[2.0] * 20)
+    assert threshold.value() == pytest.approx(2.0 + 8 * 0.02)
+    for score in (0.0, 0.0, 1e-300, 2.0, 2.0):
+        threshold.learn(score)
+    assert threshold.value() == pytest.approx(2.0 + 8 * 0.02)
+
+
+def test_without_normal_scores_the_first_ten_calibrate_it():
+    threshold = RobustThreshold(window=100)
+    assert threshold.value() == math.inf
+    for _ in range(9):
+        threshold.learn(1.0)
+    assert threshold.value() == math.inf
+    threshold.learn(1.0)
+    assert threshold.value() == pytest.approx(1.0 + 8 * 0.01)
+
+
+def test_state_round_trip_continues_identically_and_stays_small():
+    rng = np.random.default_rng(0)
+    a = QuantileThreshold(window=2000, q=0.999, margin=1.1, normal_scores=rng.random(4000))
+    for score in rng.random(33):
+        a.learn(float(score) * 2)
+    state = json.dumps(a.state())
+    b = QuantileThreshold(window=2000, q=0.999, margin=1.1)
+    b.restore(json.loads(state))
+    assert b.value() == a.value()
+    for score in rng.random(40) * 3:
+        a.learn(float(score))
+        b.learn(float(score))
+        assert b.value() == a.value()
+    assert len(state) < 250  # O(1): a handful of numbers, whatever the window
+
+
+def test_restore_refuses_another_policy_and_the_old_buffer_format():
+    with pytest.raises(ValueError, match="QuantileThreshold"):
+        RobustThreshold(window=5).restore(QuantileThreshold(window=5).state())
+    with pytest.raises(ValueError, match="older format"):
+        RobustThreshold(window=5).restore({"kind": "RobustThreshold", "scores": ""})
+
+
+def test_thresholds_keep_no_per_instance_dict():
+    assert not hasattr(RobustThreshold(window=5), "__dict__")
+    assert not hasattr(QuantileThreshold(window=5), "__dict__")
