@@ -87,6 +87,9 @@ class TrainConfig:
     stride: int | None = None
     max_windows: int = 20000
     memory: int = 4096
+    #: Score the last ``score_tail`` readings of each window (0: the whole window), so an
+    #: alert follows the newest readings instead of lagging ``window - 1`` behind.
+    score_tail: int = 0
     seed: int = 0
     device: str = "auto"
 
@@ -124,6 +127,11 @@ class TrainConfig:
             raise ConfigError("noise_sigma and l1_latent must be >= 0")
         if self.memory < 0:
             raise ConfigError(f"training memory must be >= 0 (0: none), got {self.memory}")
+        if not 0 <= self.score_tail <= self.window:
+            raise ConfigError(
+                f"score_tail must be in 0..{self.window} (0: the whole window), "
+                f"got {self.score_tail}"
+            )
 
 
 @dataclass(frozen=True)
@@ -156,6 +164,7 @@ def train_detector(
         hidden=config.hidden,
         latent=config.latent,
         layers=config.layers,
+        tail=config.score_tail,
     ).to(device)
     data = torch.from_numpy(scaler.transform(raw)).to(device)
     offsets = torch.arange(config.window, device=device)
@@ -215,7 +224,7 @@ def train_detector(
     detector = AutoencoderDetector(
         module, config.arch, channels, scaler, np.empty(0), info=info, device=str(device)
     )
-    scores = _held_out_scores(module, gather, remembered, config.window)
+    scores = _held_out_scores(module, gather, remembered, config.window, detector.score_tail)
     if len(scores) < MIN_HELD_OUT:  # no memory, or too little data to hold windows out
         scores, _ = detector.score(raw[windows.val[:, None] + np.arange(config.window)])
     pick = np.unique(np.linspace(0, len(scores) - 1, MAX_NORMAL_SCORES).round().astype(int))
@@ -310,12 +319,13 @@ def _codes(
 
 
 def _held_out_scores(
-    module: nn.Module, gather: Gather, starts: np.ndarray, width: int
+    module: nn.Module, gather: Gather, starts: np.ndarray, width: int, tail: int
 ) -> np.ndarray:
     """Each remembered window's score when the memory lacks it and the windows overlapping it.
 
     A window rebuilt from its own code would score as if it were a copy of normal
-    data; a test window never has its own copy in the memory.
+    data; a test window never has its own copy in the memory. Scored like the
+    detector scores: the error of the window's last ``tail`` readings.
     """
     memory = getattr(module, "memory", None)
     if memory is None or not len(starts):
@@ -336,7 +346,8 @@ def _held_out_scores(
                 distances.argmin(dim=1),
                 torch.isfinite(distances.min(dim=1).values),
             )
-            errors = (module.decode(memory[nearest]) - gather(chunk)).square().mean(dim=(1, 2))
+            rebuilt = module.decode(memory[nearest])
+            errors = (rebuilt - gather(chunk))[:, -tail:].square().mean(dim=(1, 2))
             scores.append(errors[has_other].double().cpu().numpy())
     return np.concatenate(scores)
 

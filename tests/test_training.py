@@ -152,6 +152,8 @@ def test_too_few_rows_says_how_many_are_needed():
         {"noise_sigma": -1.0},
         {"stride": 0},
         {"device": "gpu"},
+        {"score_tail": -1},
+        {"window": 16, "score_tail": 17},
     ],
 )
 def test_invalid_config_is_refused(bad):
@@ -179,3 +181,24 @@ def test_memory_rebuilds_from_the_nearest_training_code():
     # Same weights apart from the memory: the memory is what changes the scores.
     for name, weights in plain.module.state_dict().items():
         assert torch.equal(weights, detector.module.state_dict()[name]), name
+
+
+def test_a_score_tail_scores_and_calibrates_on_the_last_readings():
+    series = sine(n=300)
+    config = TrainConfig(**TINY, memory=50, score_tail=4)
+    detector = train_detector([series], config, progress=False)
+    assert detector.score_tail == 4 == detector.hyperparameters["tail"]
+    whole = train_detector([series], TrainConfig(**TINY, memory=50), progress=False)
+    # Same weights and memory; only the scored readings differ.
+    for name, weights in whole.module.state_dict().items():
+        assert torch.equal(weights, detector.module.state_dict()[name]), name
+    windows = np.stack([series.values[i : i + 16] for i in range(0, 200, 9)])
+    x = torch.from_numpy(detector.scaler.transform(windows))
+    with torch.no_grad():
+        squared = ((detector.module(x) - x) ** 2).double().numpy()
+    np.testing.assert_allclose(
+        detector.score(windows)[0], squared[:, -4:].mean(axis=(1, 2)), rtol=1e-5
+    )
+    # The calibration holds out each remembered window, scored on its last 4 readings too.
+    assert len(detector.normal_scores) == len(whole.normal_scores) == 50
+    assert not np.allclose(detector.normal_scores, whole.normal_scores)

@@ -1,7 +1,10 @@
 """The autoencoder detector: scale a window, rebuild it, score the reconstruction error.
 
-``score = mean over channels of (mean over the window of squared error)``, in
-scaled units, so every channel counts alike whatever its physical range.
+``score = mean over channels of (mean over the window's last readings of squared
+error)``, in scaled units, so every channel counts alike whatever its physical
+range. "Last readings" is the whole window unless the model was trained with a
+``score_tail`` (``hyperparameters["tail"]``): then the error of the newest
+``tail`` readings, with the whole window as the model's context.
 Detectors come from ``streamae.training.train_detector`` or ``streamae.artifact.load``.
 """
 
@@ -153,6 +156,11 @@ class AutoencoderDetector(Detector):
         self._version = version
 
     @property
+    def score_tail(self) -> int:
+        """The last readings of a window its score averages (``W`` unless trained otherwise)."""
+        return self.hyperparameters.get("tail") or self.window_size
+
+    @property
     def version(self) -> str:
         """First 12 hex digits of the artifact content hash (same before and after saving)."""
         if self._version is None:
@@ -184,8 +192,10 @@ class AutoencoderDetector(Detector):
         # takes another kernel path, whose results differ in the last bits).
         count = -(-len(windows) // limit)
         bounds = [i * len(windows) // count for i in range(count + 1)] if count else [0]
+        tail = self.score_tail
         with torch.inference_mode():
             for start, stop in pairwise(bounds):
                 x = torch.from_numpy(self.scaler.transform(windows[start:stop])).to(self.device)
-                errors[start:stop] = (self.module(x) - x).square_().mean(dim=1).cpu().numpy()
+                squared = (self.module(x) - x).square_()[:, -tail:]
+                errors[start:stop] = squared.mean(dim=1).cpu().numpy()
         return errors.mean(axis=1), errors

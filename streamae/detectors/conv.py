@@ -33,6 +33,7 @@ class ConvAutoencoder(MemoryAutoencoder):
         latent: int = 16,
         layers: int = 1,
         memory: int = 0,
+        tail: int = 0,
     ) -> None:
         super().__init__()
         self.hparams = {
@@ -42,6 +43,7 @@ class ConvAutoencoder(MemoryAutoencoder):
             "latent": latent,
             "layers": layers,
         }
+        self._init_tail(tail, window)
         self._init_memory(memory, latent)
         lengths = [window]
         for _ in range(layers):

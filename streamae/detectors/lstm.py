@@ -31,6 +31,7 @@ class LSTMAutoencoder(MemoryAutoencoder):
         latent: int = 16,
         layers: int = 1,
         memory: int = 0,
+        tail: int = 0,
     ) -> None:
         super().__init__()
         self.hparams = {
@@ -40,6 +41,7 @@ class LSTMAutoencoder(MemoryAutoencoder):
             "latent": latent,
             "layers": layers,
         }
+        self._init_tail(tail, window)
         self._init_memory(memory, latent)
         self.window = window
         self.encoder = nn.LSTM(channels, hidden, num_layers=layers, batch_first=True)

@@ -32,14 +32,26 @@ def recall(codes: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
 class MemoryAutoencoder(nn.Module):
     """Base of the autoencoder modules: ``encode``/``decode`` plus an optional memory.
 
-    Subclasses set ``hparams`` and call ``_init_memory`` in their constructor, and
+    Subclasses set ``hparams`` and call ``_init_tail`` and ``_init_memory`` in their constructor, and
     define ``encode`` (``[B, W, C]`` → ``[B, latent]``) and ``decode`` (the reverse).
     ``hparams["memory"]`` (the number of items) is present only when there is a
-    memory, so modules without one keep their original hyperparameters and weights.
+    memory, and ``hparams["tail"]`` only when the score covers part of the window,
+    so older modules keep their original hyperparameters and weights.
     """
 
     hparams: dict[str, int]
     memory: torch.Tensor | None
+
+    def _init_tail(self, tail: int, window: int) -> None:
+        """Record that scores average the last ``tail`` readings of a window (0: all of them).
+
+        The score is the detector's business (``AutoencoderDetector.score``); the
+        module only carries the number, so it is saved with the model.
+        """
+        if not 0 <= tail <= window:
+            raise ValueError(f"score tail must be in 0..{window} (0: the whole window), got {tail}")
+        if tail:
+            self.hparams["tail"] = tail
 
     def _init_memory(self, size: int, latent: int) -> None:
         if size < 0:

@@ -124,3 +124,31 @@ def test_channel_names_must_match_the_module():
     module = ARCHITECTURES["lstm"](channels=2, window=12, hidden=8, latent=3)
     with pytest.raises(ModelError, match="2 input channels but 3 channel names"):
         AutoencoderDetector(module, "lstm", ("a", "b", "c"), Scaler.fit(np.ones((3, 2))), [])
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_a_score_tail_averages_the_last_readings_only(arch):
+    torch.manual_seed(0)
+    module = ARCHITECTURES[arch](channels=2, window=12, hidden=8, latent=3, tail=4)
+    assert module.hparams["tail"] == 4
+    scaler = Scaler(np.array([1.0, -2.0]), np.array([2.0, 0.5]))
+    detector = AutoencoderDetector(module, arch, ("a", "b"), scaler, np.ones(2), device="cpu")
+    assert detector.score_tail == 4
+    windows = np.random.default_rng(2).normal(size=(4, 12, 2))
+    x = torch.from_numpy(((windows - [1.0, -2.0]) / [2.0, 0.5]).astype(np.float32))
+    with torch.no_grad():
+        squared = ((detector.module(x) - x) ** 2).double().numpy()
+    scores, errors = detector.score(windows)
+    np.testing.assert_allclose(errors, squared[:, -4:].mean(axis=1), rtol=1e-5)
+    np.testing.assert_allclose(scores, squared[:, -4:].mean(axis=(1, 2)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("tail", [-1, 13])
+def test_a_score_tail_outside_the_window_is_refused(tail):
+    with pytest.raises(ValueError, match="score tail"):
+        ARCHITECTURES["conv"](channels=1, window=12, tail=tail)
+
+
+def test_without_a_tail_the_whole_window_is_scored_and_hparams_are_unchanged():
+    detector = make_detector("conv")
+    assert detector.score_tail == 12 and "tail" not in detector.hyperparameters

@@ -47,3 +47,16 @@ def test_artifact_round_trip_keeps_the_memory_and_the_scores(arch, tmp_path):
     assert loaded.version == detector.version
     windows = np.random.default_rng(2).normal(size=(9, 6, 1))
     np.testing.assert_array_equal(loaded.score(windows)[0], detector.score(windows)[0])
+
+
+def test_artifact_round_trip_keeps_the_score_tail(tmp_path):
+    torch.manual_seed(1)
+    module = ARCHITECTURES["conv"](channels=1, window=6, hidden=4, latent=2, tail=2)
+    detector = AutoencoderDetector(
+        module, "conv", ("v",), Scaler(np.zeros(1), np.ones(1)), np.linspace(0, 1, 20), device="cpu"
+    )
+    artifact.save(detector, tmp_path / "model")
+    loaded = artifact.load(tmp_path / "model", device="cpu")
+    assert loaded.score_tail == 2
+    windows = np.random.default_rng(2).normal(size=(9, 6, 1))
+    np.testing.assert_array_equal(loaded.score(windows)[0], detector.score(windows)[0])
