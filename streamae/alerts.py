@@ -2,7 +2,11 @@
 
 An alert opens when ``open_after`` consecutive windows are over the threshold
 and closes after ``close_after`` consecutive windows below it; each alert gives
-exactly one "open" and one "closed" event. It counts from the first window of
+exactly one "open" and one "closed" event. With ``rearm`` > 0, for ``rearm``
+windows after an alert closed a new one needs scores over that alert's peak as
+well as over the threshold: a sensor that keeps returning to a level it was
+already alerted for (a recurring burst, an anomaly that fades and flares) does
+not page again for it, while anything worse still alerts at once. It counts from the first window of
 the run that opened it (``opened_at``), so its ``alert_id`` — a hash of
 (sensor_id, opened_at, model_version) — is the same on every replay, and a
 subscriber can deduplicate on it.
@@ -52,6 +56,9 @@ class AlertTracker:
         "_peak",
         "_peak_errors",
         "_threshold",
+        "rearm",
+        "_rearm_left",
+        "_last_peak",
     )
 
     def __init__(
@@ -61,9 +68,12 @@ class AlertTracker:
         model_version: str,
         open_after: int = 3,
         close_after: int = 10,
+        rearm: int = 0,
     ) -> None:
         if open_after <= 0 or close_after <= 0:
             raise ValueError(f"open_after and close_after must be > 0: {open_after}, {close_after}")
+        if rearm < 0:
+            raise ValueError(f"rearm must be >= 0 (0: off), got {rearm}")
         self.sensor_id = sensor_id
         self.channels = tuple(channels)
         self.model_version = model_version
@@ -77,11 +87,18 @@ class AlertTracker:
         self._peak = -np.inf
         self._peak_errors: list[float] = []
         self._threshold = 0.0  # threshold at the window that opened the alert
+        #: Windows after a close during which a new alert must beat the last peak (0: off).
+        self.rearm = rearm
+        self._rearm_left = 0  # windows left in which the last peak still counts
+        self._last_peak = -np.inf  # peak score of the last closed alert
 
     def update(
         self, ts_ms: int, score: float, threshold: float, channel_errors: np.ndarray
     ) -> list[Alert]:
         """Take the next window's score; return the events it caused (none or one)."""
+        if not self.is_open and self._rearm_left > 0:
+            self._rearm_left -= 1
+            threshold = max(threshold, self._last_peak)
         if score > threshold:
             if self._over == 0 and not self.is_open:  # a new run: it may become an alert
                 self._run_start = ts_ms
@@ -102,6 +119,8 @@ class AlertTracker:
             if self._below >= self.close_after:
                 self.is_open = False
                 self._below = 0
+                self._rearm_left = self.rearm
+                self._last_peak = self._peak
                 return [self._event("closed", ts_ms)]
         return []
 
@@ -129,6 +148,8 @@ class AlertTracker:
             "peak": None if self._peak == -np.inf else float(self._peak),
             "peak_errors": list(self._peak_errors),
             "threshold": self._threshold,
+            "rearm_left": self._rearm_left,
+            "last_peak": None if self._last_peak == -np.inf else float(self._last_peak),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -140,3 +161,7 @@ class AlertTracker:
         self._peak = -np.inf if state["peak"] is None else float(state["peak"])
         self._peak_errors = [float(e) for e in state["peak_errors"]]
         self._threshold = float(state["threshold"])
+        # Checkpoints written before re-arming existed have no such keys.
+        self._rearm_left = int(state.get("rearm_left", 0))
+        last_peak = state.get("last_peak")
+        self._last_peak = -np.inf if last_peak is None else float(last_peak)

@@ -333,7 +333,6 @@ def model_config(settings: Settings, options: DetectOptions) -> dict[str, Any]:
         return {"kind": "zscore", "window": settings.window_size}
     from streamae.training import TrainConfig  # torch: only when needed
 
-    config = TrainConfig(window=settings.window_size, device=settings.device)
     changes = dict(options.training)
     changes |= {k: v for k, v in (("arch", options.arch), ("epochs", options.epochs)) if v}
     known = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -342,7 +341,9 @@ def model_config(settings: Settings, options: DetectOptions) -> dict[str, Any]:
         raise ConfigError(
             f"unknown training option(s) {', '.join(wrong)}; TrainConfig has {', '.join(sorted(known))}"
         )
-    return {"kind": "autoencoder", **dataclasses.asdict(dataclasses.replace(config, **changes))}
+    # As ``detect.train`` builds it: in one go, so width defaults follow the architecture.
+    config = TrainConfig(window=settings.window_size, device=settings.device, **changes)
+    return {"kind": "autoencoder", **dataclasses.asdict(config)}
 
 
 def _protocol(name: str) -> Protocol:

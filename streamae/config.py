@@ -108,6 +108,8 @@ class Settings:
     # Alerts
     alert_open_after: int = 3
     alert_close_after: int = 10
+    # Windows after an alert closes during which a new one must also beat its peak (0: off)
+    alert_rearm: int = 0
     # Dashboard
     dashboard_address: str = "127.0.0.1"
     dashboard_port: int = 8501
@@ -172,7 +174,7 @@ _CHOICES = {
     "sasl_mechanism": {"", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"},
     "delivery": {"at-least-once", "exactly-once"},
     "device": {"auto", "cpu", "cuda"},
-    "threshold_policy": {"robust", "quantile"},
+    "threshold_policy": {"robust", "quantile", "calibrated"},
 }
 _POSITIVE = {
     "max_batch_wait_ms",
@@ -193,6 +195,7 @@ _POSITIVE = {
 }
 _INSTANCE_ID = re.compile(r"[A-Za-z0-9._-]{1,200}")
 _NON_NEGATIVE = {
+    "alert_rearm",
     "checkpoint_interval_ms",
     "reorder_tolerance_ms",
     "max_gap_ms",

@@ -20,7 +20,6 @@ score); ``is_anomaly`` is 1 while an alert is open (0 in the training rows).
 from __future__ import annotations
 
 import concurrent.futures
-import dataclasses
 import logging
 import os
 import sys
@@ -276,11 +275,12 @@ def train(series: list[SensorSeries], settings: Settings, options: DetectOptions
         return ZScoreDetector.fit(series, settings.window_size)
     from streamae.training import TrainConfig, train_detector  # torch: only when needed
 
-    config = TrainConfig(window=settings.window_size, device=settings.device)
     changes = dict(options.training)
     changes |= {k: v for k, v in (("arch", options.arch), ("epochs", options.epochs)) if v}
     try:
-        config = dataclasses.replace(config, **changes)
+        # Built in one go, not replaced: defaults that depend on the architecture
+        # (the width) must be picked for the architecture asked for.
+        config = TrainConfig(window=settings.window_size, device=settings.device, **changes)
     except TypeError as exc:  # a name that is not a TrainConfig field
         raise ConfigError(f"training options: {exc}") from None
     return train_detector(series, config, progress=False)

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from streamae.alerts import AlertTracker, alert_id
 
@@ -89,3 +90,52 @@ def test_state_round_trip_mid_alert():
     for ts, score in enumerate(scores[4:], start=4):
         events.extend(second.update(ts * 10, score, THRESHOLD, np.full(4, score)))
     assert events == whole
+
+
+def rearming(rearm: int) -> AlertTracker:
+    return AlertTracker("pump-7", CHANNELS, "model-1", open_after=1, close_after=1, rearm=rearm)
+
+
+def test_rearm_needs_a_new_alert_to_beat_the_last_peak_for_rearm_windows():
+    t = rearming(rearm=3)
+    # Alert at ts 0 (peak 5), closed at ts 10; then 3 windows (ts 20-40) must beat 5.
+    events = run(t, [5, 0, 3, 4, 0, 3])
+    assert [(e.state, e.opened_at) for e in events] == [
+        ("open", 0),
+        ("closed", 0),
+        ("open", 50),  # the re-arm period is over: 3 > the threshold is enough again
+    ]
+
+
+def test_rearm_lets_a_worse_score_alert_at_once():
+    t = rearming(rearm=100)
+    events = run(t, [5, 0, 3, 6])
+    assert [(e.state, e.opened_at, e.peak_score) for e in events] == [
+        ("open", 0, 5.0),
+        ("closed", 0, 5.0),
+        ("open", 30, 6.0),
+    ]
+
+
+def test_rearm_zero_changes_nothing():
+    t = rearming(rearm=0)
+    events = run(t, [5, 0, 3])
+    assert [(e.state, e.opened_at) for e in events] == [("open", 0), ("closed", 0), ("open", 20)]
+
+
+def test_rearm_state_survives_a_checkpoint_and_old_states_still_load():
+    t = rearming(rearm=3)
+    run(t, [5, 0, 3])  # one re-arm window used, two left, peak 5
+    state = json.loads(json.dumps(t.state()))
+    fresh = rearming(rearm=3)
+    fresh.restore(state)
+    assert [e.state for e in run(fresh, [4, 4, 4])] == ["open"]  # ts 20: the third 4 opens
+    old = {k: v for k, v in state.items() if k not in ("rearm_left", "last_peak")}
+    legacy = rearming(rearm=3)
+    legacy.restore(old)
+    assert [e.state for e in run(legacy, [4])] == ["open"]
+
+
+def test_negative_rearm_is_refused():
+    with pytest.raises(ValueError, match="rearm"):
+        rearming(rearm=-1)

@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from streamae.benchmark import PROTOCOLS, load_overrides, run_benchmark
+from streamae.benchmark import PROTOCOLS, load_overrides, model_config, run_benchmark
 from streamae.cli import main
+from streamae.config import Settings
+from streamae.detect import DetectOptions
 from streamae.exceptions import ConfigError, InputError
 
 START = "2024-01-01"
@@ -224,3 +226,13 @@ def test_unknown_training_option_is_refused_before_any_work(nab_corpus, tmp_path
     path.write_text('detector = "conv"\n[training]\nlayerz = 2\n')
     with pytest.raises(ConfigError, match="unknown training option"):
         run_benchmark("nab", nab_corpus, overrides_file=path, progress=False)
+
+
+@pytest.mark.parametrize("arch", ["conv", "lstm"])
+def test_the_model_width_is_the_default_of_the_architecture_asked_for(arch):
+    from streamae.training import DEFAULT_HIDDEN  # torch: only here
+
+    options = DetectOptions(train_rows=100, arch=arch)
+    assert model_config(Settings(window_size=16), options)["hidden"] == DEFAULT_HIDDEN[arch]
+    wider = DetectOptions(train_rows=100, arch=arch, training=(("hidden", 8),))
+    assert model_config(Settings(window_size=16), wider)["hidden"] == 8

@@ -1,7 +1,8 @@
 """Rolling per-sensor thresholds; ``make_threshold`` picks the policy from Settings.
 
 The contract is in ``base.py``; ``robust`` (median + k·MAD) and ``quantile``
-are the two policies (``Settings.threshold_policy``).
+are the two rolling policies, ``calibrated`` the quantile bar of the normal
+scores held fixed (``Settings.threshold_policy``).
 """
 
 from __future__ import annotations
@@ -10,10 +11,17 @@ import numpy as np
 
 from streamae.config import Settings
 from streamae.thresholds.base import Threshold
+from streamae.thresholds.calibrated import CalibratedThreshold
 from streamae.thresholds.quantile import QuantileThreshold
 from streamae.thresholds.robust import RobustThreshold
 
-__all__ = ["QuantileThreshold", "RobustThreshold", "Threshold", "make_threshold"]
+__all__ = [
+    "CalibratedThreshold",
+    "QuantileThreshold",
+    "RobustThreshold",
+    "Threshold",
+    "make_threshold",
+]
 
 
 def make_threshold(settings: Settings, normal_scores: np.ndarray) -> Threshold:
@@ -26,5 +34,9 @@ def make_threshold(settings: Settings, normal_scores: np.ndarray) -> Threshold:
             settings.threshold_quantile,
             settings.threshold_margin,
             normal_scores=normal_scores,
+        )
+    if settings.threshold_policy == "calibrated":
+        return CalibratedThreshold(
+            settings.threshold_quantile, settings.threshold_margin, normal_scores
         )
     raise ValueError(f"unknown threshold policy {settings.threshold_policy!r}")
