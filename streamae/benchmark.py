@@ -69,8 +69,10 @@ DETECTION_SETTINGS = (
     "threshold_window",
     "threshold_k",
     "threshold_quantile",
+    "threshold_margin",
     "alert_open_after",
     "alert_close_after",
+    "alert_rearm",
 )
 
 
