@@ -81,8 +81,9 @@ class Settings:
     instance_id: str = ""
     max_batch_wait_ms: int = 100
     max_poll_records: int = 5000
-    # How often sensor state and consumed offsets (exactly-once: the transaction) are
-    # made durable. 0 = after every batch. A crash replays at most this much.
+    # How often (at-least-once) sensor state and consumed offsets are made durable;
+    # 0 = after every batch. A crash replays at most this much. Exactly-once commits
+    # one transaction per batch.
     checkpoint_interval_ms: int = 1000
     metrics_port: int = 9108
     summary_interval_s: float = 5.0

@@ -6,7 +6,7 @@
   acknowledged before the next. A crash replays from the last committed
   offsets: results published again (alerts carry deterministic ids), never
   lost; readings that the saved state already holds are dropped as duplicates.
-- ``ExactlyOnce``: one Kafka transaction per checkpoint holds the results, the state
+- ``ExactlyOnce``: one Kafka transaction per batch holds the results, the state
   and the offsets; read_committed consumers see every result exactly once.
 
 >>> delivery = make_delivery(settings, clients, patience)  # doctest: +SKIP
@@ -96,7 +96,7 @@ class AtLeastOnce:
 
 
 class ExactlyOnce(AtLeastOnce):
-    """One transaction per checkpoint: results, state and offsets commit or abort together."""
+    """One transaction per batch: results, state and offsets commit or abort together."""
 
     def __init__(self, settings: Settings, clients: Clients, patience: Patience) -> None:
         super().__init__(settings, clients, patience)

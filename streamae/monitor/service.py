@@ -5,8 +5,8 @@ Kafka is an adapter around ``Pipeline``. Each batch is::
     poll → (restore the state of newly assigned partitions) → sort records
          → pipeline.process → send scores, alerts, dead letters
 
-and every ``checkpoint_interval_ms`` a checkpoint makes the batches since the
-last one durable: results, then the state of every sensor they changed
+and every ``checkpoint_interval_ms`` (exactly-once: every batch) a checkpoint
+makes the batches since the last one durable: results, then the state of every sensor they changed
 (compacted state topic, one record per sensor however many batches changed
 it), then the consumed offsets —
 acknowledged step by step (at-least-once) or in one transaction (exactly-once),
@@ -94,6 +94,7 @@ class Monitor:
         self._from_beginning = from_beginning
         self._on_alert = on_alert
         self.clients: Clients | None = None
+        self._listener: PartitionHandover | None = None
         self.delivery: AtLeastOnce | None = None
         self._state: StateReader | None = None
         #: The readings partitions this monitor owns now.
@@ -109,6 +110,13 @@ class Monitor:
         self._resume: dict[TopicPartition, int] = {}
         self._drops = {"late": 0, "duplicate": 0}
         self._next_lag = self._next_summary = self._next_checkpoint = 0.0
+        # Exactly-once commits one transaction per batch: a transaction held open across
+        # polls met kafka-python's send_offsets_to_transaction hanging after a broker
+        # restart (tests/monitor/test_outage.py); short transactions also keep
+        # read_committed subscribers close behind.
+        self._checkpoint_every_s = (
+            0.0 if settings.delivery == "exactly-once" else settings.checkpoint_interval_ms / 1000
+        )
         self._stall = (0.0, time.monotonic())  # readings consumed, and since when
         self._next_sweep = time.monotonic() + SWEEP_EVERY_S
 
@@ -139,7 +147,8 @@ class Monitor:
 
     def step(self) -> None:
         """One batch: poll → restore new partitions → sort → process → publish; and, once
-        ``checkpoint_interval_ms`` passed since the last one, a checkpoint."""
+        ``checkpoint_interval_ms`` passed since the last one (exactly-once: always), a
+        checkpoint."""
         consumer = self.clients.consumer
         with kafka_errors(self.settings, f"polling {self.settings.readings_topic}"):
             batch = consumer.poll(timeout_ms=self.settings.max_batch_wait_ms)
@@ -208,7 +217,7 @@ class Monitor:
         2-4 are one transaction. If anything fails, nothing more is committed and
         ``KafkaUnavailable`` is raised: ``run`` rewinds to the last checkpoint.
         """
-        self._next_checkpoint = time.monotonic() + self.settings.checkpoint_interval_ms / 1000
+        self._next_checkpoint = time.monotonic() + self._checkpoint_every_s
         self._sweep()
         offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._offsets.items()}
         self.delivery.commit(self._write_state, offsets, commit or self._commit)
@@ -326,11 +335,12 @@ class Monitor:
 
     # -- partitions and sensors ------------------------------------------------
     def handover(self, revoked: set[TopicPartition]) -> None:
-        """Before a rebalance: checkpoint what was processed (at-least-once).
+        """Before a rebalance: checkpoint what was processed since the last checkpoint.
 
-        Runs on kafka-python's IO thread, where only the non-blocking commit is
-        allowed. Each batch is checkpointed before the next poll, so normally
-        there is nothing left; an exactly-once transaction is never open here.
+        Runs inside ``poll`` on kafka-python's IO thread, where only the non-blocking
+        offset commit is allowed. At-least-once, up to ``checkpoint_interval_ms`` of
+        batches may be pending; exactly-once checkpoints every batch, so no
+        transaction is open here.
         """
         if not self._offsets and not self.delivery.pending:
             return
@@ -405,7 +415,8 @@ class Monitor:
 
     def _check_stalled(self, lag: int, now: float) -> None:
         """Records wait but none arrive: a twin may have taken our static group membership
-        (kafka-python then stops fetching without saying so)."""
+        (kafka-python then stops fetching without saying so), else a rebalance under load
+        left this member without its assignment (kafka-python then waits forever)."""
         consumed = self.metrics.totals()["readings"]
         if lag == 0 or consumed != self._stall[0]:
             self._stall = (consumed, now)
@@ -413,11 +424,30 @@ class Monitor:
             self._stall = (consumed, now)
             if self._twin():
                 raise self._twin_error("group membership")
+            self._rejoin(lag)
+
+    def _rejoin(self, lag: int) -> None:
+        """Checkpoint, leave the group and join it again; the new assignment restores
+        its sensors from the state topic and reads on from the committed offsets."""
+        log.warning(
+            "no readings for %.0f s while %d wait in %s: leaving and rejoining group %r",
+            STALL_CHECK_S,
+            lag,
+            self.settings.readings_topic,
+            self.settings.group_id,
+        )
+        self.checkpoint()
+        consumer = self.clients.consumer
+        with kafka_errors(self.settings, f"rejoining group {self.settings.group_id}"):
+            consumer.unsubscribe()
+            self.drop(set(self.assigned))
+            consumer.subscribe([self.settings.readings_topic], listener=self._listener)
 
     def _connect(self) -> None:
         settings = self.settings
+        self._listener = PartitionHandover(self)
         self.clients = open_clients(
-            settings, from_beginning=self._from_beginning, listener=PartitionHandover(self)
+            settings, from_beginning=self._from_beginning, listener=self._listener
         )
         self.delivery = make_delivery(settings, self.clients, self.patience)
         # A previous owner's last transaction is resolved within the transaction

@@ -7,6 +7,7 @@ import pytest
 
 from streamae.detectors.zscore import ZScoreDetector
 from streamae.messages import Reading, decode_score
+from streamae.monitor.service import Monitor
 from streamae.monitor.state import decode_state, encode_state
 from streamae.pipeline import Pipeline
 
@@ -82,3 +83,42 @@ def test_state_lives_in_the_partition_number_of_the_sensors_readings(monitor_set
 
 def read_scores(kio, settings):
     return [decode_score(r.value) for r in kio.read(settings.scores_topic)]
+
+
+@pytest.mark.kafka
+def test_a_monitor_that_rejoins_its_group_mid_stream_scores_every_window_once(
+    monitor_settings, kio, monkeypatch, caplog
+):
+    """The way out of a rebalance that never delivered an assignment: checkpoint, leave,
+    rejoin, restore from the state topic. Forced here once, after the first few batches."""
+    settings = monitor_settings.replace(**ALERT_SETTINGS, max_poll_records=200)
+    run = spike_run(SPEC, streamed=300)
+    rejoined: list[int] = []
+    tick = Monitor._tick
+
+    def tick_then_rejoin_once(monitor: Monitor) -> None:
+        consumed = monitor.metrics.totals()["readings"]
+        if not rejoined and consumed >= len(run.readings) // 3:
+            rejoined.append(int(consumed))
+            monitor._rejoin(0)
+        tick(monitor)
+
+    monkeypatch.setattr(Monitor, "_tick", tick_then_rejoin_once)
+    kio.produce_readings(run.readings)
+    with monitor_thread(settings, SPEC.registry()) as monitor:
+        kio.wait_consumed(settings.group_id, settings.readings_topic)
+        restored = monitor.metrics.totals()["restored"]
+    scores = read_scores(kio, settings)
+    expected = Pipeline(settings, SPEC.registry()).process(run.readings).scores
+    print(
+        f"\nrejoined after {rejoined} readings: {restored:.0f} sensors restored, "
+        f"{len(scores)} scores for {len(expected)} windows"
+    )
+    assert rejoined and "leaving and rejoining group" in caplog.text
+    assert restored > 0
+    assert sorted((s.sensor_id, s.ts) for s in scores) == sorted(
+        (s.sensor_id, s.ts) for s in expected
+    )
+    assert {(s.sensor_id, s.ts): s.score for s in scores} == {
+        (s.sensor_id, s.ts): s.score for s in expected
+    }
