@@ -44,9 +44,10 @@ def test_train_options_reach_the_model(tmp_path):
     out = tmp_path / "model"
     args = ["train", "--input", str(folder), "--out", str(out), "--quiet", *FAST]
     args += ["--arch", "conv", "--columns", "temperature", "--max-rows", "100", "--seed", "2"]
-    args += ["--noise", "0.1", "--l1", "0.001"]
+    args += ["--noise", "0.1", "--l1", "0.001", "--score-tail", "4"]
     assert main(args) == 0
     doc = json.loads((out / "model.json").read_text())
+    assert doc["hyperparameters"]["tail"] == 4
     assert doc["arch"] == "conv" and doc["channels"] == ["temperature"]
     assert doc["training_data"]["rows"] == 200 and doc["training_data"]["sensors"] == 2
     config = doc["training"]["config"]
