@@ -99,6 +99,9 @@ class Settings:
     model_path: str = ""
     model_map: str = ""
     device: str = "auto"
+    # Threads torch scores with in the monitor; 0 = every core this process may use.
+    # Running one monitor per core with 1 thread each scales best (see README).
+    torch_threads: int = 0
     # Threshold
     threshold_policy: str = "robust"
     threshold_window: int = 2000
@@ -198,6 +201,7 @@ _INSTANCE_ID = re.compile(r"[A-Za-z0-9._-]{1,200}")
 _NON_NEGATIVE = {
     "alert_rearm",
     "checkpoint_interval_ms",
+    "torch_threads",
     "reorder_tolerance_ms",
     "max_gap_ms",
     "metrics_port",

@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 
+import torch
 from kafka import TopicPartition
 from kafka import errors as kerr
 from kafka.consumer.fetcher import ConsumerRecord
@@ -88,6 +89,8 @@ class Monitor:
         on_alert: Callable[[Alert], None] | None = None,
     ) -> None:
         self.settings = settings
+        if settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
         self.pipeline = Pipeline(settings, detectors)
         self.metrics = MonitorMetrics()
         self.patience = Patience(settings)
