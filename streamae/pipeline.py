@@ -103,7 +103,9 @@ class _Sensor:
 
     __slots__ = ("sensor_id", "detector", "window", "threshold", "alerts")
 
-    def __init__(self, sensor_id: str, detector: Detector, settings: Settings) -> None:
+    def __init__(
+        self, sensor_id: str, detector: Detector, settings: Settings, threshold: Threshold
+    ) -> None:
         self.sensor_id = sensor_id
         self.detector = detector
         self.window = SensorWindow(
@@ -113,13 +115,14 @@ class _Sensor:
             settings.reorder_tolerance_ms,
             settings.max_gap_ms,
         )
-        self.threshold: Threshold = make_threshold(settings, detector.normal_scores)
+        self.threshold = threshold
         self.alerts = AlertTracker(
             sensor_id,
             detector.channels,
             detector.version,
             settings.alert_open_after,
             settings.alert_close_after,
+            settings.alert_rearm,
         )
 
 
@@ -138,6 +141,11 @@ class Pipeline:
                     f"of model {detector.version}; use a stride <= {detector.window_size}"
                 )
         self._sensors: dict[str, _Sensor] = {}
+        # One calibrated threshold per model; each new sensor starts from a copy.
+        self._thresholds = {
+            id(detector): make_threshold(settings, detector.normal_scores)
+            for detector in self.registry.detectors()
+        }
         #: Running totals: "readings", "windows", "duplicate", "late", "rejected".
         self.counts: Counter[str] = Counter()
 
@@ -199,7 +207,7 @@ class Pipeline:
     def restore(self, sensor_id: str, state: dict[str, Any]) -> None:
         """Load a ``snapshot``. The window is kept if the channels still match; the
         threshold and alert state only if the model is the same one."""
-        sensor = _Sensor(sensor_id, self.registry.for_sensor(sensor_id), self.settings)
+        sensor = self._new_sensor(sensor_id, self.registry.for_sensor(sensor_id))
         self._sensors[sensor_id] = sensor
         if state.get("version") != STATE_VERSION:
             log.warning(
@@ -223,6 +231,10 @@ class Pipeline:
         sensor.threshold.restore(state["threshold"])
         sensor.alerts.restore(state["alerts"])
 
+    def _new_sensor(self, sensor_id: str, detector: Detector) -> _Sensor:
+        threshold = self._thresholds[id(detector)].fresh()
+        return _Sensor(sensor_id, detector, self.settings, threshold)
+
     def _push(
         self,
         readings: Sequence[Reading],
@@ -242,9 +254,7 @@ class Pipeline:
                 counts["rejected"] += 1
                 continue
             if sensor is None:
-                sensor = sensors[reading.sensor_id] = _Sensor(
-                    reading.sensor_id, detector, self.settings
-                )
+                sensor = sensors[reading.sensor_id] = self._new_sensor(reading.sensor_id, detector)
             before = len(ready)
             pushed = sensor.window.push(reading.ts_ms, row, reading.label, ready)
             if pushed is not Pushed.ACCEPTED:

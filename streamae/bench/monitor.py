@@ -1,18 +1,22 @@
-"""The real ``Monitor`` in a process of its own, timed from outside.
+"""The real ``Monitor``, as a consumer group of one or more processes, timed from outside.
 
-The monitor gets its own process so that the benchmark's load generator never
-competes with it for the GIL, and so its peak RSS is its own. It reports
-through a pipe:
+Each instance gets its own process: Python runs one thread at a time, so a
+monitor service uses a machine's cores the way it scales across machines — one
+group member per core, each scoring with one torch thread. The benchmark's load
+generator never competes with them for a GIL, and each peak RSS is its own.
+Every instance reports through a pipe:
 
-- ``("ready", readings)`` once it has consumed ``ready_after`` readings (its
-  partitions are assigned and any preloaded backlog is done);
-- ``("done", stats)`` after it consumed ``target`` readings, published every
+- ``("progress", readings)`` whenever the readings it consumed changed;
+- ``("done", stats)`` after the parent said ``("stop",)`` and it published every
   result, committed and closed; ``stats`` holds ``readings``, ``windows``,
-  ``seconds`` (from partition assignment to that point), ``cpu_seconds`` (the
-  process's CPU time, all threads, over the same span) and ``peak_rss_bytes``;
+  ``started`` and ``finished`` (epoch seconds: its first partition assignment
+  and its close), ``cpu_seconds`` (all its threads, over that span) and
+  ``peak_rss_bytes``;
 - ``("error", message)`` if it failed.
 
-The parent may raise the target later by sending ``("target", n)``.
+The parent waits until the instances together consumed what it expects, then
+stops them all: the group's rate is every reading over the span from the first
+assignment to the last close.
 """
 
 from __future__ import annotations
@@ -32,116 +36,159 @@ from streamae.exceptions import StreamaeError
 log = logging.getLogger(__name__)
 
 WATCH_INTERVAL_S = 0.01
-#: A monitor that never finishes is killed this long after its own runtime limit.
+#: An instance that never finishes is killed this long after its own runtime limit.
 EXIT_GRACE_S = 30.0
 
 
-class MonitorProcess:
-    """Start, steer and collect one monitor process (a context manager that always reaps it)."""
+class MonitorGroup:
+    """Start, steer and collect ``instances`` monitor processes of one group.
+
+    A context manager that always reaps them.
+    """
 
     def __init__(
-        self,
-        settings: Settings,
-        model_dir: str,
-        *,
-        ready_after: int = 0,
-        target: int | None = None,
-        max_runtime_s: float,
+        self, settings: Settings, model_dir: str, *, instances: int, max_runtime_s: float
     ) -> None:
         context = multiprocessing.get_context("spawn")
-        self._conn, child = context.Pipe()
         self._max_runtime_s = max_runtime_s
-        self._process = context.Process(
-            target=_serve,
-            args=(settings, model_dir, ready_after, target, max_runtime_s, child),
-            name="streamae-bench-monitor",
-            daemon=True,
-        )
+        self._conns: list[Connection] = []
+        self._processes = []
+        self._consumed = [0] * instances
+        for index in range(instances):
+            parent, child = context.Pipe()
+            self._conns.append(parent)
+            self._processes.append(
+                context.Process(
+                    target=_serve,
+                    args=(settings, model_dir, max_runtime_s, child),
+                    name=f"streamae-bench-monitor-{index}",
+                    daemon=True,
+                )
+            )
 
-    def __enter__(self) -> MonitorProcess:
-        self._process.start()
+    def __enter__(self) -> MonitorGroup:
+        for process in self._processes:
+            process.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        process = self._process
-        if process.is_alive():
-            process.terminate()
+        for process in self._processes:
+            if process.is_alive():
+                process.terminate()
+        for process in self._processes:
             process.join(10)
-        if process.is_alive():
-            process.kill()
-            process.join(5)
-        self._conn.close()
+            if process.is_alive():
+                process.kill()
+                process.join(5)
+        for conn in self._conns:
+            conn.close()
 
-    def wait_ready(self, timeout_s: float) -> int:
-        """Block until the monitor reports ready; returns the readings it consumed by then."""
-        return int(self._expect("ready", timeout_s))
+    @property
+    def consumed(self) -> int:
+        """Readings the instances consumed together, as last reported."""
+        return sum(self._consumed)
 
-    def set_target(self, readings: int) -> None:
-        """Stop once ``readings`` readings were consumed (counting from the start)."""
-        self._conn.send(("target", readings))
-
-    def result(self) -> dict[str, Any]:
-        """The stats of the finished run (waits at most the runtime limit plus a grace period)."""
-        stats = self._expect("done", self._max_runtime_s + EXIT_GRACE_S)
-        self._process.join(EXIT_GRACE_S)
-        return stats
-
-    def _expect(self, kind: str, timeout_s: float) -> Any:
+    def wait_consumed(self, readings: int, timeout_s: float) -> None:
+        """Block until the instances together consumed at least ``readings``."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._conn.poll(min(1.0, max(0.0, deadline - time.monotonic()))):
-                got, payload = self._conn.recv()
-                if got == "error":
-                    raise StreamaeError(f"the benchmark's monitor failed: {payload}")
-                if got == kind:
-                    return payload
-            elif not self._process.is_alive():
+        while self.consumed < readings:
+            if time.monotonic() > deadline:
                 raise StreamaeError(
-                    f"the benchmark's monitor exited (code {self._process.exitcode}) "
-                    f"before it was {kind}"
+                    f"the benchmark's monitors consumed {self.consumed} of {readings} "
+                    f"readings within {timeout_s:.0f} s"
                 )
-        raise StreamaeError(f"the benchmark's monitor was not {kind} within {timeout_s:.0f} s")
+            self._receive(min(1.0, max(0.0, deadline - time.monotonic())))
+
+    def stop(self) -> dict[str, Any]:
+        """Stop every instance; their stats summed up (see the module docstring)."""
+        for conn in self._conns:
+            conn.send(("stop",))
+        stats = [self._done(index) for index in range(len(self._conns))]
+        for process in self._processes:
+            process.join(EXIT_GRACE_S)
+        started = [s["started"] for s in stats if s["started"] is not None]
+        if not started:
+            raise StreamaeError("no benchmark monitor was ever assigned a partition")
+        return {
+            "instances": len(stats),
+            "readings": sum(s["readings"] for s in stats),
+            "windows": sum(s["windows"] for s in stats),
+            "seconds": max(s["finished"] for s in stats) - min(started),
+            "cpu_seconds": sum(s["cpu_seconds"] for s in stats),
+            "peak_rss_bytes": max(s["peak_rss_bytes"] for s in stats),
+        }
+
+    def _done(self, index: int) -> dict[str, Any]:
+        deadline = time.monotonic() + self._max_runtime_s + EXIT_GRACE_S
+        while time.monotonic() < deadline:
+            payload = self._receive_one(index, min(1.0, deadline - time.monotonic()))
+            if payload is not None:
+                return payload
+        raise StreamaeError(f"benchmark monitor {index} did not stop in time")
+
+    def _receive(self, timeout_s: float) -> None:
+        """Take every pending message of every instance (progress, or failures)."""
+        ready = multiprocessing.connection.wait(self._conns, timeout_s)
+        for conn in ready:
+            self._receive_one(self._conns.index(conn), 0.0)
+        for index, process in enumerate(self._processes):
+            if not process.is_alive() and not self._conns[index].poll():
+                raise StreamaeError(
+                    f"benchmark monitor {index} exited (code {process.exitcode}) early"
+                )
+
+    def _receive_one(self, index: int, timeout_s: float) -> dict[str, Any] | None:
+        """One message of instance ``index``: its stats if it said done, else None."""
+        conn = self._conns[index]
+        if not conn.poll(timeout_s):
+            if not self._processes[index].is_alive():
+                raise StreamaeError(
+                    f"benchmark monitor {index} exited (code {self._processes[index].exitcode})"
+                )
+            return None
+        kind, *payload = conn.recv()
+        if kind == "error":
+            raise StreamaeError(f"benchmark monitor {index} failed: {payload[0]}")
+        if kind == "progress":
+            self._consumed[index] = payload[0]
+            return None
+        return payload[0]
 
 
 class _Watch:
-    """Runs beside the monitor loop: notes when it started, says ready, stops it at the target."""
+    """Runs beside the monitor loop: notes when it started, reports progress, stops it."""
 
-    def __init__(self, monitor: Any, conn: Connection, ready_after: int, target: int | None):
+    def __init__(self, monitor: Any, conn: Connection) -> None:
         self.monitor = monitor
         self.conn = conn
-        self.ready_after = ready_after
-        self.target = target
         self.stop = threading.Event()
         self.started: float | None = None
         self.cpu_started = 0.0
+        self._lock = threading.Lock()  # the pipe is written by this thread and at the end
 
     def run(self) -> None:
-        ready_sent = False
+        reported = -1
         while not self.stop.is_set():
             if self.started is None and self.monitor.assigned:
-                self.started = time.perf_counter()
+                self.started = time.time()
                 self.cpu_started = time.process_time()
-            readings = self.monitor.metrics.totals()["readings"]
-            if not ready_sent and self.started is not None and readings >= self.ready_after:
-                self.conn.send(("ready", readings))
-                ready_sent = True
-            while self.conn.poll():
-                _, self.target = self.conn.recv()
-            if self.target is not None and readings >= self.target:
+            readings = int(self.monitor.metrics.totals()["readings"])
+            if readings != reported:
+                self.send(("progress", readings))
+                reported = readings
+            if self.conn.poll():
+                self.conn.recv()  # ("stop",)
                 self.stop.set()
                 return
             time.sleep(WATCH_INTERVAL_S)
 
+    def send(self, message: tuple) -> None:
+        with self._lock:
+            self.conn.send(message)
 
-def _serve(
-    settings: Settings,
-    model_dir: str,
-    ready_after: int,
-    target: int | None,
-    max_runtime_s: float,
-    conn: Connection,
-) -> None:
-    """The monitor process: load the model, run the monitor from the start, report."""
+
+def _serve(settings: Settings, model_dir: str, max_runtime_s: float, conn: Connection) -> None:
+    """One instance: load the model, run the monitor from the start, report."""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     try:
@@ -149,23 +196,23 @@ def _serve(
         from streamae.monitor.service import Monitor
 
         monitor = Monitor(settings, artifact.load(model_dir), from_beginning=True)
-        watch = _Watch(monitor, conn, ready_after, target)
+        watch = _Watch(monitor, conn)
         thread = threading.Thread(target=watch.run, name="bench-watch", daemon=True)
         thread.start()
         monitor.run(watch.stop, max_runtime_s)
-        finished, cpu = time.perf_counter(), time.process_time()
+        finished, cpu = time.time(), time.process_time()
         watch.stop.set()
         thread.join()
         totals = monitor.metrics.totals()
-        conn.send(
+        watch.send(
             (
                 "done",
                 {
                     "readings": int(totals["readings"]),
                     "windows": int(totals["windows"]),
-                    "seconds": finished - (watch.started or finished),
+                    "started": watch.started,
+                    "finished": finished,
                     "cpu_seconds": cpu - watch.cpu_started,
-                    "complete": watch.target is not None and totals["readings"] >= watch.target,
                     "peak_rss_bytes": peak_rss_bytes(),
                 },
             )

@@ -28,7 +28,7 @@ import torch
 
 from streamae import artifact
 from streamae.bench import data, memory, model, topics
-from streamae.bench.monitor import MonitorProcess
+from streamae.bench.monitor import MonitorGroup
 from streamae.config import Settings
 from streamae.exceptions import ConfigError, StreamaeError
 from streamae.kafka.broker import LocalBroker
@@ -75,6 +75,8 @@ class BenchConfig:
     latency_warmup_s: float = 2.0
     memory_sensors: int = 10_000
     phase_timeout_s: float = 900.0
+    #: Monitor processes in the group; 0 = one per core (each scoring with one thread).
+    instances: int = 0
 
     @classmethod
     def quick(cls) -> BenchConfig:
@@ -112,7 +114,9 @@ def run_bench(
     if bootstrap_servers:
         _check_local(bootstrap_servers)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    torch.set_num_threads(max(1, cores or 1))
+    cores = max(1, cores or 1)
+    torch.set_num_threads(cores)
+    instances = config.instances or cores
     result: dict[str, Any] = {
         "readings": config.per_sensor * config.sensors,
         "sensors": config.sensors,
@@ -120,12 +124,18 @@ def run_bench(
         "channels": config.channels,
         "cpus": cores,
         "torch_threads": torch.get_num_threads(),
+        "monitor_instances": instances,
+        "monitor_torch_threads": max(1, cores // instances),
         "load_average_start": round(os.getloadavg()[0], 2),
     }
     with tempfile.TemporaryDirectory(prefix="streamae-bench-") as tmp:
         model_dir = _models_and_naive(config, Path(tmp), result)
         with _broker(bootstrap_servers, Path(tmp)) as bootstrap:
-            base = Settings.load(bootstrap_servers=bootstrap, metrics_port=0)
+            base = Settings.load(
+                bootstrap_servers=bootstrap,
+                metrics_port=0,
+                torch_threads=result["monitor_torch_threads"],
+            )
             _throughput(config, _fresh(base, config), model_dir, progress, result)
             _latency(config, _fresh(base, config), model_dir, result)
         _memory(config, model_dir, result)
@@ -177,11 +187,19 @@ def _throughput(
         rate, cpu_rate, _ = topics.consume_rate(settings, len(messages), config.phase_timeout_s)
         result["consume_ceiling_readings_per_s"] = rate
         result["consume_ceiling_readings_per_cpu_s"] = cpu_rate
-        log.info("bench: monitor over %d readings (stride 1)", len(messages))
-        with MonitorProcess(
-            settings, model_dir, target=len(messages), max_runtime_s=config.phase_timeout_s
-        ) as monitor:
-            stats = monitor.result()
+        log.info(
+            "bench: monitor over %d readings (stride 1), %d instance(s)",
+            len(messages),
+            result["monitor_instances"],
+        )
+        with MonitorGroup(
+            settings,
+            model_dir,
+            instances=result["monitor_instances"],
+            max_runtime_s=config.phase_timeout_s,
+        ) as monitors:
+            monitors.wait_consumed(len(messages), config.phase_timeout_s)
+            stats = monitors.stop()
     finally:
         topics.delete_topics(settings)
     monitor_rate = stats["readings"] / stats["seconds"]
@@ -190,7 +208,7 @@ def _throughput(
     result.update(
         monitor_readings_per_s=monitor_rate,
         monitor_windows=stats["windows"],
-        monitor_complete=stats["complete"] and stats["windows"] == expected_windows,
+        monitor_complete=stats["windows"] == expected_windows,
         monitor_seconds=stats["seconds"],
         monitor_peak_rss_bytes=stats["peak_rss_bytes"],
         monitor_over_model=monitor_rate / result["model_ceiling_windows_per_s"],
@@ -233,15 +251,18 @@ def _latency(config: BenchConfig, settings: Settings, model_dir: str, result: di
             for key, value in messages[:backlog]:
                 loader.send(key, value)
             loader.flush()
-            with MonitorProcess(
-                settings, model_dir, ready_after=backlog, max_runtime_s=config.phase_timeout_s
-            ) as monitor:
-                monitor.wait_ready(config.phase_timeout_s)
+            with MonitorGroup(
+                settings,
+                model_dir,
+                instances=result["monitor_instances"],
+                max_runtime_s=config.phase_timeout_s,
+            ) as monitors:
+                monitors.wait_consumed(backlog, config.phase_timeout_s)
                 log.info("bench: latency at %.0f readings/s for %.0f s", rate, config.latency_s)
                 paced = _paced(loader, messages[backlog:], rate, config.latency_warmup_s, sent)
                 loader.flush()
-                monitor.set_target(backlog + paced)
-                monitor.result()
+                monitors.wait_consumed(backlog + paced, config.phase_timeout_s)
+                monitors.stop()
         finally:
             loader.close()
         latencies = topics.score_latencies(settings, sent)

@@ -41,6 +41,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="sensors the readings are spread over (default: 1000; --quick: 40)",
     )
     parser.add_argument(
+        "--instances",
+        type=positive_int,
+        metavar="N",
+        help="monitor processes in the group, each scoring with cores/N torch threads "
+        "(default: one per core)",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="tiny sizes and short phases: a smoke test"
     )
     parser.add_argument(
@@ -56,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from streamae.bench import BenchConfig, run_bench
 
     config = BenchConfig.quick() if args.quick else BenchConfig()
-    sizes = {"readings": args.readings, "sensors": args.sensors}
+    sizes = {"readings": args.readings, "sensors": args.sensors, "instances": args.instances}
     config = dataclasses.replace(config, **{k: v for k, v in sizes.items() if v is not None})
     result = run_bench(config, args.bootstrap_servers, progress=sys.stderr.isatty())
     if args.json:
@@ -77,7 +84,11 @@ def report(result: dict[str, Any]) -> str:
         ("model ceiling (batch, C=8)", f"{r['model_ceiling_c8_windows_per_s']:,.0f} windows/s"),
         ("naive (one window per pass)", f"{r['naive_windows_per_s']:,.0f} windows/s"),
         ("consume ceiling (read+decode)", f"{r['consume_ceiling_readings_per_s']:,.0f} readings/s"),
-        ("monitor (stride 1)", f"{r['monitor_readings_per_s']:,.0f} readings/s"),
+        (
+            "monitor (stride 1)",
+            f"{r['monitor_readings_per_s']:,.0f} readings/s ({r['monitor_instances']} "
+            f"instance(s) x {r['monitor_torch_threads']} torch thread(s))",
+        ),
         ("  / model, / consume", f"{r['monitor_over_model']:.2f}, {r['monitor_over_consume']:.2f}"),
         ("  / naive", f"{r['monitor_over_naive']:.1f}x"),
         (

@@ -9,6 +9,7 @@ start, so there is no blind warm-up) and follows the sensor's recent scores
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 
 
@@ -24,6 +25,10 @@ class Threshold(ABC):
     @abstractmethod
     def learn(self, score: float) -> None:
         """Take a score the threshold did not flag into the rolling statistics."""
+
+    def fresh(self) -> Threshold:
+        """A copy as it is now: the pipeline calibrates one per model and copies it."""
+        return copy.deepcopy(self)
 
     @abstractmethod
     def state(self) -> dict:

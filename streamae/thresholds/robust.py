@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from streamae.thresholds.rolling import RollingThreshold
+from streamae.thresholds.rolling import RollingThreshold, fast_median
 
 #: Scales the MAD to the standard deviation of a normal distribution.
 MAD_TO_STD = 1.4826
@@ -35,16 +35,7 @@ class RobustThreshold(RollingThreshold):
         super().__init__(window, normal_scores)
 
     def _compute(self, scores: np.ndarray) -> float:
-        median = _median(scores)
-        mad = _median(np.abs(scores - median))
+        median = fast_median(scores)
+        mad = fast_median(np.abs(scores - median))
         scale = max(MAD_TO_STD * mad, MIN_SCALE_RELATIVE * abs(median), MIN_SCALE_ABSOLUTE)
         return median + self.k * scale
-
-
-def _median(values: np.ndarray) -> float:
-    """``np.median`` without its overhead (this runs for every sensor, every few windows)."""
-    half = len(values) // 2
-    if len(values) % 2:
-        return float(np.partition(values, half)[half])
-    low, high = np.partition(values, (half - 1, half))[half - 1 : half + 1]
-    return float((low + high) / 2)

@@ -5,15 +5,16 @@ It is computed exactly once, on the detector's ``normal_scores`` (held-back
 normal data): the **calibrated bar**. From then on the bar follows the sensor's
 own unflagged scores in O(1) time and memory per sensor:
 
-- the log of each learned score updates an exponentially weighted mean and
-  upper semi-variance (weight ``1/window`` for the newest, so about the last
-  ``window`` scores count; warm-started with the moments of the normal scores,
-  so there is no blind warm-up). Only deviations above the mean spread the bar:
-  an upper-tail bar has no business rising because a score was unusually low;
-- the calibrated bar sits ``z`` weighted semi-deviations above the weighted
-  mean in log space; the bar is ``exp(mean + z · semi-deviation)`` — so a sensor
-  whose scores grow tenfold, or spread out upwards, carries its bar along — and
-  never lower than the calibrated bar.
+- a streaming median ``m`` and median absolute deviation ``s`` of the learned
+  scores, each moved a small step towards every new score (the "frugal"
+  streaming quantile: ``m ± η·s``, ``s·(1 ± η)``, ``η = STEPS / window``), so
+  about the last ``window`` scores count and one outlier moves them by one
+  step, however far out it is — the robustness of median and MAD, without
+  keeping the scores;
+- they start at the median and MAD of the normal scores (no blind warm-up),
+  where the calibrated bar sits ``z`` MADs above the median; the bar is
+  ``m + z·s`` — a sensor whose scores are higher or wider carries its bar
+  along — and never lower than the calibrated bar.
 
 Why the floor: the statistics only learn scores the bar did not flag, a sample
 cut off at the bar and so biased low; a bar that once dips into the normal
@@ -22,11 +23,9 @@ series it fell onto the quiet half of the cycle and flagged every busy half).
 The rolling part therefore adapts the bar upwards — to a noisier sensor, to
 drift — and the model's calibration is the lowest it goes.
 
-Why log space and moments instead of a buffer of recent scores: reconstruction
-errors are positive and right-skewed (about log-normal), and the state is four
-numbers instead of ``window`` of them — it is checkpointed for every sensor
-every second. Updates are exact and order-preserving: batches, single scores
-and checkpoint restores give the same bar.
+The state is five numbers instead of ``window`` scores (it is checkpointed for
+every sensor every second); updates are exact and order-preserving, so batches,
+single scores and checkpoint restores give the same bar.
 
 Without normal scores the first ``MIN_SCORES`` learned scores calibrate the bar
 (until then it is infinite: nothing is flagged).
@@ -45,32 +44,45 @@ from streamae.thresholds.base import Threshold
 
 #: Scores that calibrate a threshold without normal scores; fewer normal scores are refused.
 MIN_SCORES = 10
-#: Smallest log-space spread assumed in calibration (scores within ~10% of each other),
-#: so near-constant normal scores do not put the bar infinitely many deviations out.
-MIN_LOG_STD = 0.1
-#: Scores below this fraction of the calibrated bar count as this fraction (a score
-#: of 0 has no log, and for an upper-tail bar all such scores are alike).
-LOG_FLOOR_RELATIVE = 1e-3
+#: ``η = STEPS / window``: a shift of one MAD is followed within ``window / STEPS`` scores.
+STEPS = 4.0
+#: Smallest spread assumed, relative to the median, so constant normal scores (MAD 0)
+#: neither freeze the streaming estimates nor put the bar infinitely many MADs out.
+MIN_SCALE_RELATIVE = 0.01
+MIN_SCALE_ABSOLUTE = 1e-12
 
 
 class RollingThreshold(Threshold):
     """A calibrated bar that follows the sensor's learned scores (see the module docstring)."""
 
-    __slots__ = ("window", "_alpha", "_mean", "_var", "_z", "_floor", "_tiny", "_value", "_first")
+    __slots__ = ("window", "_median", "_mad", "_z", "_floor", "_value", "_first")
 
     def __init__(self, window: int, normal_scores: ArrayLike | None = None) -> None:
         if window <= 0:
             raise ValueError(f"window must be > 0, got {window}")
         self.window = window
-        self._alpha = 1.0 / window
-        self._mean = self._var = self._z = 0.0
+        self._median = self._mad = self._z = 0.0
         self._floor = self._value = math.inf
-        self._tiny = 0.0
         self._first: list[float] | None = []
         warm = np.ravel(np.asarray([] if normal_scores is None else normal_scores, np.float64))
         warm = warm[np.isfinite(warm)]
         if len(warm):
             self._calibrate(warm)
+
+    def fresh(self) -> RollingThreshold:
+        """A copy of this threshold as it is now (call it on one that never learns).
+
+        Every sensor of a model starts from the same normal scores: the pipeline
+        calibrates one template per model and gives each new sensor a copy —
+        cheaper, and the copies share their unchanging numbers (~100 bytes a sensor).
+        """
+        copy = object.__new__(type(self))
+        for cls in type(self).__mro__:
+            for name in getattr(cls, "__slots__", ()):
+                setattr(copy, name, getattr(self, name))
+        if self._first is not None:
+            copy._first = list(self._first)
+        return copy
 
     def value(self) -> float:
         return self._value
@@ -81,18 +93,26 @@ class RollingThreshold(Threshold):
             if len(self._first) >= MIN_SCORES:
                 self._calibrate(np.asarray(self._first))
             return
-        delta = math.log(max(score, self._tiny)) - self._mean
-        self._mean += self._alpha * delta
-        upper = max(delta, 0.0)
-        self._var = (1.0 - self._alpha) * (self._var + self._alpha * upper * upper)
-        self._value = max(self._floor, math.exp(self._mean + self._z * math.sqrt(self._var)))
+        step = STEPS / self.window
+        median, mad = self._median, self._mad
+        if score > median:
+            self._median = median + step * mad
+        elif score < median:
+            self._median = median - step * mad
+        deviation = abs(score - median)
+        if deviation > mad:
+            mad *= 1.0 + step
+        elif deviation < mad:
+            mad = max(mad * (1.0 - step), self._min_scale(self._median))
+        self._mad = mad
+        self._value = max(self._floor, self._median + self._z * mad)
 
     def state(self) -> dict[str, Any]:
         return {
             "kind": type(self).__name__,
             "first": self._first,
-            "mean": self._mean,
-            "var": self._var,
+            "median": self._median,
+            "mad": self._mad,
             "z": self._z,
             "floor": None if self._floor == math.inf else self._floor,
             "value": None if self._value == math.inf else self._value,
@@ -101,29 +121,35 @@ class RollingThreshold(Threshold):
     def restore(self, state: dict[str, Any]) -> None:
         if state.get("kind") != type(self).__name__:
             raise ValueError(f"threshold state is a {state.get('kind')}, not {type(self).__name__}")
-        if "mean" not in state:
+        if "median" not in state:
             raise ValueError("threshold state of an older format (a score buffer)")
         self._first = None if state["first"] is None else [float(s) for s in state["first"]]
-        self._mean, self._var, self._z = (
-            float(state["mean"]),
-            float(state["var"]),
-            float(state["z"]),
-        )
+        self._median, self._mad = float(state["median"]), float(state["mad"])
+        self._z = float(state["z"])
         self._floor = math.inf if state["floor"] is None else float(state["floor"])
         self._value = math.inf if state["value"] is None else float(state["value"])
-        self._tiny = self._floor * LOG_FLOOR_RELATIVE if self._floor != math.inf else 0.0
 
     def _calibrate(self, scores: np.ndarray) -> None:
-        """The calibrated bar, and where it sits in the log-space moments of ``scores``."""
+        """The calibrated bar, and how many MADs above the median of ``scores`` it sits."""
         self._first = None
         self._floor = self._value = float(self._compute(scores))
-        self._tiny = max(abs(self._floor) * LOG_FLOOR_RELATIVE, np.finfo(np.float64).tiny)
-        logs = np.log(np.maximum(scores, self._tiny))
-        self._mean = float(logs.mean())
-        self._var = float(np.square(np.maximum(logs - self._mean, 0.0)).mean())
-        std = max(math.sqrt(self._var), MIN_LOG_STD)
-        self._z = (math.log(max(self._floor, self._tiny)) - self._mean) / std
+        self._median = fast_median(scores)
+        self._mad = max(fast_median(np.abs(scores - self._median)), self._min_scale(self._median))
+        self._z = (self._floor - self._median) / self._mad
+
+    @staticmethod
+    def _min_scale(median: float) -> float:
+        return max(MIN_SCALE_RELATIVE * abs(median), MIN_SCALE_ABSOLUTE)
 
     @abstractmethod
     def _compute(self, scores: np.ndarray) -> float:
         """The policy's bar for these scores (order does not matter)."""
+
+
+def fast_median(values: np.ndarray) -> float:
+    """``np.median`` without its overhead."""
+    half = len(values) // 2
+    if len(values) % 2:
+        return float(np.partition(values, half)[half])
+    low, high = np.partition(values, (half - 1, half))[half - 1 : half + 1]
+    return float((low + high) / 2)

@@ -10,18 +10,17 @@ from streamae.thresholds.quantile import QuantileThreshold
 from streamae.thresholds.robust import RobustThreshold
 
 
-def test_one_learned_score_moves_the_log_moments_by_hand():
-    # normal scores 1 and e²: median (1 + e²)/2 is the calibrated bar; logs 0 and 2:
-    # mean 1, upper semi-variance (0 + 1)/2, so the bar sits
-    # z = (ln((1 + e²)/2) - 1) / sqrt(1/2) semi-deviations above the mean.
-    threshold = QuantileThreshold(window=2, q=0.5, normal_scores=[1.0, math.e**2])
-    floor = (1 + math.e**2) / 2
+def test_each_learned_score_moves_median_and_mad_one_step_by_hand():
+    # normal scores 1 2 3 4 100: median 3, MAD 1, calibrated bar 3 + 2 · 1.4826,
+    # which sits z = 2 · 1.4826 MADs above the median. window 4: steps of 4/4 = 1.
+    threshold = RobustThreshold(window=4, k=2.0, normal_scores=[1, 2, 3, 4, 100])
+    floor = 3 + 2 * 1.4826
     assert threshold.value() == pytest.approx(floor)
-    z = (math.log(floor) - 1.0) / math.sqrt(0.5)
-    threshold.learn(math.e**4)  # log 4, weight 1/2: mean 1 + 3/2, var 1/2 · (1/2 + 9/2)
-    assert threshold.value() == pytest.approx(math.exp(2.5 + z * math.sqrt(2.5)))
-    threshold.learn(1.0)  # below the mean: the mean falls, the spread only decays
-    assert threshold.value() == pytest.approx(math.exp(1.25 + z * math.sqrt(1.25)))
+    z = 2 * 1.4826
+    threshold.learn(10.0)  # above the median: median 3 + 1 · MAD; 7 away: MAD · (1 + 1)
+    assert threshold.value() == pytest.approx(4 + z * 2)
+    threshold.learn(4.0)  # at the median: it stays; 0 away: MAD shrinks to its floor 1% · 4
+    assert threshold.value() == pytest.approx(floor)  # 4 + z · 0.04 is below the floor
 
 
 def test_never_drops_below_the_calibrated_bar():
@@ -58,7 +57,8 @@ def test_constant_and_zero_scores_keep_a_finite_bar():
     assert threshold.value() == pytest.approx(2.0 + 8 * 0.02)
     for score in (0.0, 0.0, 1e-300, 2.0, 2.0):
         threshold.learn(score)
-    assert threshold.value() == pytest.approx(2.0 + 8 * 0.02)
+    # Each far-off score widens the MAD by one step (x 1.4 at window 10), no more.
+    assert 2.0 + 8 * 0.02 <= threshold.value() < 2.5
 
 
 def test_without_normal_scores_the_first_ten_calibrate_it():
