@@ -130,23 +130,25 @@ class MonitorGroup:
         """Take every pending message of every instance (progress, or failures)."""
         ready = multiprocessing.connection.wait(self._conns, timeout_s)
         for conn in ready:
-            self._receive_one(self._conns.index(conn), 0.0)
-        for index, process in enumerate(self._processes):
-            if not process.is_alive() and not self._conns[index].poll():
+            index = self._conns.index(conn)
+            if self._receive_one(index, 0.0) is not None:
                 raise StreamaeError(
-                    f"benchmark monitor {index} exited (code {process.exitcode}) early"
+                    f"benchmark monitor {index} stopped (its runtime limit) before the "
+                    f"group consumed every reading"
                 )
 
     def _receive_one(self, index: int, timeout_s: float) -> dict[str, Any] | None:
         """One message of instance ``index``: its stats if it said done, else None."""
         conn = self._conns[index]
         if not conn.poll(timeout_s):
-            if not self._processes[index].is_alive():
-                raise StreamaeError(
-                    f"benchmark monitor {index} exited (code {self._processes[index].exitcode})"
-                )
             return None
-        kind, *payload = conn.recv()
+        try:
+            kind, *payload = conn.recv()
+        except EOFError:  # the child's end closed without a word: it died
+            self._processes[index].join(EXIT_GRACE_S)
+            raise StreamaeError(
+                f"benchmark monitor {index} exited (code {self._processes[index].exitcode})"
+            ) from None
         if kind == "error":
             raise StreamaeError(f"benchmark monitor {index} failed: {payload[0]}")
         if kind == "progress":
@@ -191,6 +193,8 @@ def _serve(settings: Settings, model_dir: str, max_runtime_s: float, conn: Conne
     """One instance: load the model, run the monitor from the start, report."""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    watch: _Watch | None = None
+    thread: threading.Thread | None = None
     try:
         from streamae import artifact
         from streamae.monitor.service import Monitor
@@ -218,6 +222,9 @@ def _serve(settings: Settings, model_dir: str, max_runtime_s: float, conn: Conne
             )
         )
     except BaseException as exc:  # reported to the parent, which raises it there
+        if watch is not None and thread is not None and thread.is_alive():
+            watch.stop.set()  # the pipe has one writer at a time
+            thread.join()
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
     finally:
         conn.close()

@@ -116,7 +116,8 @@ def run_bench(
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     cores = max(1, cores or 1)
     torch.set_num_threads(cores)
-    instances = config.instances or cores
+    # One per core, but never more than the readings partitions (the rest would idle).
+    instances = config.instances or min(cores, Settings().readings_partitions)
     result: dict[str, Any] = {
         "readings": config.per_sensor * config.sensors,
         "sensors": config.sensors,

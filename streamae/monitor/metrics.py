@@ -47,7 +47,7 @@ class MonitorMetrics:
         )
         self.latency = Histogram(
             "streamae_score_latency_seconds",
-            "Reading record timestamp to its score being published",
+            "Reading record timestamp to the checkpoint that made its score durable",
             buckets=LATENCY_BUCKETS,
             registry=reg,
         )

@@ -98,6 +98,7 @@ class Monitor:
         self._from_beginning = from_beginning
         self._on_alert = on_alert
         self.clients: Clients | None = None
+        self._failed = False
         self._listener: PartitionHandover | None = None
         self.delivery: AtLeastOnce | None = None
         self._state: StateReader | None = None
@@ -144,7 +145,11 @@ class Monitor:
             self._publish(released, Decoded())
             self.checkpoint()
         except BaseException:
-            self._offsets.clear()  # never commit what may not have been published
+            # Never commit, nor checkpoint on the way out (the revoke hook), what may
+            # not have been published: the failed batch is replayed from the last checkpoint.
+            self._failed = True
+            self._offsets.clear()
+            self.book.discard_changes()
             raise
         finally:
             self._close()
@@ -346,7 +351,7 @@ class Monitor:
         batches may be pending; exactly-once checkpoints every batch, so no
         transaction is open here.
         """
-        if not self._offsets and not self.delivery.pending:
+        if self._failed or (not self._offsets and not self.delivery.pending):
             return
         try:
             self.checkpoint(lambda offsets: self.clients.consumer.commit_async(offsets))
@@ -363,6 +368,7 @@ class Monitor:
         self._to_load = (self._to_load - gone) | added
         # Every position is fetched from the committed offsets again.
         self._resume.clear()
+        self._unstall()
 
     def drop(self, lost: set[TopicPartition]) -> None:
         """Evicted from the group: discard state and uncommitted offsets of ``lost``."""
@@ -387,6 +393,7 @@ class Monitor:
                 ", ".join(map(str, sorted(partitions))),
             )
         self._to_load -= partitions
+        self._unstall()  # a long restore is not a stall
 
     def _sweep(self) -> None:
         """Evict idle sensors, every ``SWEEP_EVERY_S`` (see ``SensorBook.evict_idle``)."""
@@ -430,11 +437,15 @@ class Monitor:
                 raise self._twin_error("group membership")
             self._rejoin(lag)
 
+    def _unstall(self) -> None:
+        self._stall = (self.metrics.totals()["readings"], time.monotonic())
+
     def _rejoin(self, lag: int) -> None:
-        """Checkpoint, leave the group and join it again; the new assignment restores
-        its sensors from the state topic and reads on from the committed offsets."""
+        """Checkpoint, unsubscribe and subscribe again (a new join of the group); the new
+        assignment restores its sensors from the state topic and reads on from the
+        committed offsets."""
         log.warning(
-            "no readings for %.0f s while %d wait in %s: leaving and rejoining group %r",
+            "no readings for %.0f s while %d wait in %s: rejoining group %r",
             STALL_CHECK_S,
             lag,
             self.settings.readings_topic,
@@ -465,6 +476,7 @@ class Monitor:
             raise
         # Everything allocated so far (model, libraries) lives as long as the monitor: out
         # of the collector's sight, a full collection no longer walks it (tens of ms).
+        gc.collect()
         gc.freeze()
         log.info(
             "monitoring %s as group %r, %s → %s, %s (state: %s, dead letters: %s)",

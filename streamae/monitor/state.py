@@ -1,7 +1,7 @@
 """Per-sensor state checkpoints on the compacted state topic.
 
 One record per sensor: key = sensor_id, value = JSON of ``Pipeline.snapshot``
-(window buffer, threshold ring, alert tracker) plus the sensor's newest reading
+(window buffer, threshold statistics, alert tracker) plus the sensor's newest reading
 time; a tombstone (value None) when the sensor is evicted. A sensor's state goes
 to the partition NUMBER its readings come from, so the monitor that owns
 readings partition p restores its sensors from state partition p alone.
@@ -9,9 +9,8 @@ readings partition p restores its sensors from state partition p alone.
 The snapshot keeps every float exactly (float64, base64): a restored sensor then
 gives bit for bit the scores and alerts of an uninterrupted run, which is what
 exactly-once delivery promises. The record is bounded by the window (W x C
-floats) and the threshold ring (``threshold_window`` floats): about 24 kB with
-the defaults (64 x 3 window, 2000-score ring). It is written only for the
-sensors a batch changed.
+floats; the threshold is five numbers): about 2.5 kB with a 64 x 3 window. It is
+written only for the sensors changed since the last checkpoint.
 
 >>> record = encode_state(1764151200000, {"version": 1})
 >>> decode_state(record)

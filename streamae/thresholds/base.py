@@ -2,9 +2,9 @@
 
 A threshold says how high a score must be to count as anomalous for one
 sensor. It starts from the model's scores on held-back normal data (warm
-start, so there is no blind warm-up) and follows the sensor's recent scores
-— but only those it did not flag, so an anomaly cannot raise its own bar
-(River's ``AnomalyFilter`` rule).
+start, so there is no blind warm-up); a rolling policy then follows the
+sensor's recent scores — but only those it did not flag, so an anomaly cannot
+raise its own bar (River's ``AnomalyFilter`` rule).
 """
 
 from __future__ import annotations

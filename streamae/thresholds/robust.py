@@ -10,14 +10,15 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from streamae.thresholds.rolling import RollingThreshold, fast_median
+from streamae.thresholds.rolling import (
+    MIN_SCALE_ABSOLUTE,
+    MIN_SCALE_RELATIVE,
+    RollingThreshold,
+    fast_median,
+)
 
 #: Scales the MAD to the standard deviation of a normal distribution.
 MAD_TO_STD = 1.4826
-# Floors on the spread, so constant scores (MAD 0) do not give a threshold
-# equal to the median that the tiniest wobble crosses.
-MIN_SCALE_RELATIVE = 0.01
-MIN_SCALE_ABSOLUTE = 1e-12
 
 
 class RobustThreshold(RollingThreshold):

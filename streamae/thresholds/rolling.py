@@ -24,7 +24,7 @@ The rolling part therefore adapts the bar upwards — to a noisier sensor, to
 drift — and the model's calibration is the lowest it goes.
 
 The state is five numbers instead of ``window`` scores (it is checkpointed for
-every sensor every second); updates are exact and order-preserving, so batches,
+every sensor that changed, every checkpoint interval); updates are exact and order-preserving, so batches,
 single scores and checkpoint restores give the same bar.
 
 Without normal scores the first ``MIN_SCORES`` learned scores calibrate the bar
@@ -46,8 +46,11 @@ from streamae.thresholds.base import Threshold
 MIN_SCORES = 10
 #: ``η = STEPS / window``: a shift of one MAD is followed within ``window / STEPS`` scores.
 STEPS = 4.0
-#: Smallest spread assumed, relative to the median, so constant normal scores (MAD 0)
-#: neither freeze the streaming estimates nor put the bar infinitely many MADs out.
+#: Largest step: beyond it the multiplicative MAD update is unstable (tiny windows).
+MAX_STEP = 0.5
+#: Smallest spread assumed, relative to the median (and absolute), so constant scores
+#: (MAD 0) neither give a bar the tiniest wobble crosses, freeze the streaming
+#: estimates, nor put the bar infinitely many MADs out.
 MIN_SCALE_RELATIVE = 0.01
 MIN_SCALE_ABSOLUTE = 1e-12
 
@@ -89,11 +92,12 @@ class RollingThreshold(Threshold):
 
     def learn(self, score: float) -> None:
         if self._first is not None:
-            self._first.append(score)
+            if math.isfinite(score):
+                self._first.append(score)
             if len(self._first) >= MIN_SCORES:
                 self._calibrate(np.asarray(self._first))
             return
-        step = STEPS / self.window
+        step = min(STEPS / self.window, MAX_STEP)
         median, mad = self._median, self._mad
         if score > median:
             self._median = median + step * mad
@@ -110,7 +114,7 @@ class RollingThreshold(Threshold):
     def state(self) -> dict[str, Any]:
         return {
             "kind": type(self).__name__,
-            "first": self._first,
+            "first": None if self._first is None else list(self._first),
             "median": self._median,
             "mad": self._mad,
             "z": self._z,

@@ -12,15 +12,15 @@ from streamae.thresholds.robust import RobustThreshold
 
 def test_each_learned_score_moves_median_and_mad_one_step_by_hand():
     # normal scores 1 2 3 4 100: median 3, MAD 1, calibrated bar 3 + 2 · 1.4826,
-    # which sits z = 2 · 1.4826 MADs above the median. window 4: steps of 4/4 = 1.
-    threshold = RobustThreshold(window=4, k=2.0, normal_scores=[1, 2, 3, 4, 100])
+    # which sits z = 2 · 1.4826 MADs above the median. window 8: steps of 4/8 = 0.5.
+    threshold = RobustThreshold(window=8, k=2.0, normal_scores=[1, 2, 3, 4, 100])
     floor = 3 + 2 * 1.4826
     assert threshold.value() == pytest.approx(floor)
     z = 2 * 1.4826
-    threshold.learn(10.0)  # above the median: median 3 + 1 · MAD; 7 away: MAD · (1 + 1)
-    assert threshold.value() == pytest.approx(4 + z * 2)
-    threshold.learn(4.0)  # at the median: it stays; 0 away: MAD shrinks to its floor 1% · 4
-    assert threshold.value() == pytest.approx(floor)  # 4 + z · 0.04 is below the floor
+    threshold.learn(10.0)  # above the median: 3 + 0.5 · MAD; 7 away: MAD · 1.5
+    assert threshold.value() == pytest.approx(3.5 + z * 1.5)
+    threshold.learn(3.5)  # at the median: it stays; 0 away: MAD · 0.5
+    assert threshold.value() == pytest.approx(floor)  # 3.5 + z · 0.75 is below the floor
 
 
 def test_never_drops_below_the_calibrated_bar():
@@ -97,3 +97,24 @@ def test_restore_refuses_another_policy_and_the_old_buffer_format():
 def test_thresholds_keep_no_per_instance_dict():
     assert not hasattr(RobustThreshold(window=5), "__dict__")
     assert not hasattr(QuantileThreshold(window=5), "__dict__")
+
+
+def test_copies_of_a_template_learn_independently():
+    for normal in (None, [1.0, 2.0, 3.0, 4.0, 100.0]):
+        template = RobustThreshold(window=8, k=2.0, normal_scores=normal)
+        before = template.state()
+        a, b = template.fresh(), template.fresh()
+        for score in (1.0, 2.0, 3.0, 2.0, 1.0, 2.0, 3.0, 2.0, 1.0, 2.0, 50.0):
+            a.learn(score)
+        b.learn(1.0)
+        assert a.state() != b.state()
+        assert template.state() == before
+
+
+def test_tiny_windows_stay_finite():
+    for window in (1, 2, 3):
+        threshold = QuantileThreshold(window=window, q=0.9, normal_scores=[1.0, 2.0, 3.0])
+        for score in (0.0, 5.0, 1e6, 2.0, 0.0) * 20:
+            threshold.learn(score)
+        assert math.isfinite(threshold.value())
+        assert threshold.value() < 1e7
