@@ -193,12 +193,7 @@ def _throughput(
             len(messages),
             result["monitor_instances"],
         )
-        with MonitorGroup(
-            settings,
-            model_dir,
-            instances=result["monitor_instances"],
-            max_runtime_s=config.phase_timeout_s,
-        ) as monitors:
+        with _monitors(config, settings, model_dir, result) as monitors:
             monitors.wait_consumed(len(messages), config.phase_timeout_s)
             stats = monitors.stop()
     finally:
@@ -252,12 +247,7 @@ def _latency(config: BenchConfig, settings: Settings, model_dir: str, result: di
             for key, value in messages[:backlog]:
                 loader.send(key, value)
             loader.flush()
-            with MonitorGroup(
-                settings,
-                model_dir,
-                instances=result["monitor_instances"],
-                max_runtime_s=config.phase_timeout_s,
-            ) as monitors:
+            with _monitors(config, settings, model_dir, result) as monitors:
                 monitors.wait_consumed(backlog, config.phase_timeout_s)
                 log.info("bench: latency at %.0f readings/s for %.0f s", rate, config.latency_s)
                 paced = _paced(loader, messages[backlog:], rate, config.latency_warmup_s, sent)
@@ -279,6 +269,18 @@ def _latency(config: BenchConfig, settings: Settings, model_dir: str, result: di
         latency_p95_ms=float(p95),
         latency_p99_ms=float(p99),
         latency_max_ms=float(latencies.max()),
+    )
+
+
+def _monitors(
+    config: BenchConfig, settings: Settings, model_dir: str, result: dict
+) -> MonitorGroup:
+    """The run's monitor group (``result["monitor_instances"]`` processes)."""
+    return MonitorGroup(
+        settings,
+        model_dir,
+        instances=result["monitor_instances"],
+        max_runtime_s=config.phase_timeout_s,
     )
 
 
