@@ -52,12 +52,12 @@ def test_labels_are_labels_changepoint_ignored_semicolons_detected(tmp_path):
     path = write(
         tmp_path / "rig.csv",
         "datetime;Pressure;Temperature;anomaly;changepoint\n"
-        "2020-03-09 10:14:33;0.05;79.3;0.0;0.0\n"
-        "2020-03-09 10:14:34;0.38;79.5;1.0;1.0\n",
+        "2024-01-01 00:00:00;1.25;40.0;0.0;0.0\n"
+        "2024-01-01 00:00:01;2.5;40.5;1.0;1.0\n",
     )
     first, second = readings_of(path)
     assert first.sensor_id == "rig"
-    assert first.values == {"Pressure": 0.05, "Temperature": 79.3}
+    assert first.values == {"Pressure": 1.25, "Temperature": 40.0}
     assert (first.label, second.label) == (0, 1)
     assert second.ts_ms - first.ts_ms == 1000
 
@@ -177,16 +177,16 @@ def test_replay_sends_the_values_and_labels(kafka_settings, tmp_path):
     path = write(
         tmp_path / "pump.csv",
         "datetime;Pressure;Temperature;anomaly;changepoint\n"
-        "2020-03-09 10:14:33;0.05;79.3;0;0\n"
-        "2020-03-09 10:14:34;0.38;79.5;1;1\n"
-        "2020-03-09 10:14:35;0.41;79.7;0;0\n",
+        "2024-01-01 00:00:00;1.25;40.0;0;0\n"
+        "2024-01-01 00:00:01;2.5;40.5;1;1\n"
+        "2024-01-01 00:00:02;3.75;41.0;0;0\n",
     )
     sent = produce(kafka_settings, load_recording(path).readings(), speed=50.0)
     assert sent == 3
     records = consume(kafka_settings, 3)
     assert [r.key for r in records] == [b"pump"] * 3
     readings = [decode_reading(r.value) for r in records]
-    assert [r.values["Pressure"] for r in readings] == [0.05, 0.38, 0.41]
+    assert [r.values["Pressure"] for r in readings] == [1.25, 2.5, 3.75]
     assert [r.label for r in readings] == [0, 1, 0]
     assert all(set(r.values) == {"Pressure", "Temperature"} for r in readings)
 

@@ -14,8 +14,8 @@ def test_label_columns_are_labels_not_channels(tmp_path):
     path = write(
         tmp_path / "rig.csv",
         "datetime;a;b;anomaly;changepoint\n"
-        "2020-03-09 10:14:33;1.0;2.0;0;0\n"
-        "2020-03-09 10:14:34;1.5;2.5;1;1\n",
+        "2024-01-01 00:00:00;1.0;2.0;0;0\n"
+        "2024-01-01 00:00:01;1.5;2.5;1;1\n",
     )
     [series] = read_series(path)
     assert series.sensor_id == "rig"
@@ -23,7 +23,7 @@ def test_label_columns_are_labels_not_channels(tmp_path):
     np.testing.assert_array_equal(series.values, [[1.0, 2.0], [1.5, 2.5]])
     np.testing.assert_array_equal(series.labels, [0, 1])
     assert series.ts_ms[1] - series.ts_ms[0] == 1000
-    assert series.ts_ms[0] == 1583748873000
+    assert series.ts_ms[0] == 1704067200000
 
 
 def test_sensor_id_column_splits_rows_and_sorts_by_time(tmp_path):
