@@ -23,12 +23,10 @@ wall time.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import json
 import logging
 import os
-import sys
 import tempfile
 import time
 import tomllib
@@ -37,13 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from streamae.config import Settings
-from streamae.detect import DetectOptions, FileReport, detect_file
+from streamae.detect import DetectOptions, FileReport, detect_files, output_paths
 from streamae.evaluation import EvaluationReport, Labels, evaluate_folder, load_labels
 from streamae.evaluation.labels import ColumnLabels, WindowLabels
-from streamae.exceptions import ConfigError, InputError, StreamaeError
+from streamae.exceptions import ConfigError, InputError
 from streamae.tables import read_frame, table_files
 
 log = logging.getLogger(__name__)
@@ -234,7 +230,15 @@ def run_benchmark(
         out_dir = Path(workdir) if workdir is not None else Path(scratch)
         detections = out_dir / "detections"
         detect_started = time.perf_counter()
-        reports = _detect_all(files, data_root, detections, resolved, options, jobs, progress)
+        reports = detect_files(
+            files,
+            output_paths(data_root, files, detections),
+            resolved,
+            options,
+            jobs=jobs,
+            progress=progress,
+            desc="benchmark",
+        )
         detect_seconds = time.perf_counter() - detect_started
         if not any(not r.error for r in reports):
             first = reports[0].error if reports else "no files"
@@ -387,59 +391,6 @@ def _settings(
     layered = {k: v for k, v in from_file.items() if Settings.env_var(k) not in env}
     layered |= {k: v for k, v in explicit.items() if v is not None}
     return Settings.load(env, **layered)
-
-
-def _detect_all(
-    files: list[Path],
-    data_root: Path,
-    detections: Path,
-    settings: Settings,
-    options: DetectOptions,
-    jobs: int,
-    progress: bool,
-) -> list[FileReport]:
-    targets = {p: (detections / p.relative_to(data_root)).with_suffix(".csv") for p in files}
-    bar = tqdm(
-        total=len(files), desc="benchmark", unit="file", file=sys.stderr, disable=not progress
-    )
-    with bar:
-        if jobs <= 1 or len(files) == 1:
-            reports = []
-            for path in files:
-                reports.append(_detect_one(path, targets[path], settings, options))
-                bar.update()
-            return reports
-        with concurrent.futures.ProcessPoolExecutor(
-            max_workers=min(jobs, len(files)),
-            initializer=_init_worker,
-            initargs=(options.detector == "autoencoder",),
-        ) as pool:
-            futures = [
-                pool.submit(_detect_one, path, targets[path], settings, options) for path in files
-            ]
-            for future in concurrent.futures.as_completed(futures):
-                bar.set_postfix_str(future.result().source.name)
-                bar.update()
-            return [f.result() for f in futures]
-
-
-def _detect_one(path: Path, target: Path, settings: Settings, options: DetectOptions) -> FileReport:
-    """Detect on one file; a user error becomes a failed report, not an exception."""
-    try:
-        return detect_file(path, target, settings, options, None)
-    except StreamaeError as exc:
-        return FileReport(source=path, output=None, error=str(exc))
-
-
-def _init_worker(torch_needed: bool) -> None:
-    # Workers share the machine's cores: one torch thread each, or they fight.
-    if torch_needed:
-        import torch
-
-        from streamae.detectors.autoencoder import resolve_device
-
-        resolve_device("cpu")  # lets the detector module configure threads first
-        torch.set_num_threads(1)
 
 
 def _cpus() -> int | None:

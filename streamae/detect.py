@@ -220,35 +220,54 @@ def detect_path(
         detector = load_model(options.model, settings)  # fail early, once, on a bad model
     # Workers load a saved model themselves rather than receive it pickled.
     shared = detector if options.model is None else None
+    if source.is_file():  # one file: its error is the command's error
+        return [detect_file(files[0], targets[files[0]], settings, options, shared)]
+    return detect_files(
+        files, targets, settings, options, shared=shared, jobs=jobs, progress=progress
+    )
+
+
+def detect_files(
+    files: list[Path],
+    targets: dict[Path, Path],
+    settings: Settings,
+    options: DetectOptions,
+    *,
+    shared: Detector | None = None,
+    jobs: int = 2,
+    progress: bool = True,
+    desc: str = "detect",
+) -> list[FileReport]:
+    """``detect_file`` of each of ``files`` into ``targets[file]``, in ``files`` order.
+
+    A failing file does not stop the others: its report carries the error. With
+    ``jobs`` > 1, files go to that many worker processes (one torch thread each).
+    """
     reports: list[FileReport] = []
-    bar = tqdm(total=len(files), desc="detect", unit="file", file=sys.stderr, disable=not progress)
+    bar = tqdm(total=len(files), desc=desc, unit="file", file=sys.stderr, disable=not progress)
     with bar:
-        if source.is_file():  # one file: its error is the command's error
-            reports.append(detect_file(files[0], targets[files[0]], settings, options, shared))
-            bar.update()
-        elif jobs <= 1:
+        if jobs <= 1 or len(files) == 1:
             for path in files:
                 reports.append(_guarded(path, targets[path], settings, options, shared))
                 bar.update()
-        else:
-            torch_needed = options.detector == "autoencoder" or options.model is not None
-            with concurrent.futures.ProcessPoolExecutor(
-                max_workers=min(jobs, len(files)),
-                initializer=_init_worker,
-                initargs=(torch_needed,),
-            ) as pool:
-                # Largest first, so no big file starts last while the other workers idle.
-                largest_first = sorted(files, key=lambda p: p.stat().st_size, reverse=True)
-                futures = {
-                    path: pool.submit(_guarded, path, targets[path], settings, options, shared)
-                    for path in largest_first
-                }
-                for future in concurrent.futures.as_completed(futures.values()):
-                    report = future.result()
-                    bar.set_postfix_str(report.source.name)
-                    bar.update()
-                reports = [futures[path].result() for path in files]
-    return reports
+            return reports
+        torch_needed = options.detector == "autoencoder" or options.model is not None
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=min(jobs, len(files)),
+            initializer=_init_worker,
+            initargs=(torch_needed,),
+        ) as pool:
+            # Largest first, so no big file starts last while the other workers idle.
+            largest_first = sorted(files, key=lambda p: p.stat().st_size, reverse=True)
+            futures = {
+                path: pool.submit(_guarded, path, targets[path], settings, options, shared)
+                for path in largest_first
+            }
+            for future in concurrent.futures.as_completed(futures.values()):
+                report = future.result()
+                bar.set_postfix_str(report.source.name)
+                bar.update()
+            return [futures[path].result() for path in files]
 
 
 def output_paths(source: Path, files: list[Path], out: Path) -> dict[Path, Path]:
