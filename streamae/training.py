@@ -27,6 +27,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 import torch
@@ -60,10 +61,10 @@ HELD_OUT_CHUNK = 1024
 MIN_HELD_OUT = 10
 
 
-#: Default width per architecture. 32 LSTM units model a univariate or few-channel
-#: window as well as 64 and score about 2.3x faster on CPU (an LSTM's cost grows
-#: with the square of its width); conv filters are cheap, so 64.
-DEFAULT_HIDDEN = {"lstm": 32, "conv": 64}
+#: Default width per architecture (each module's ``DEFAULT_HIDDEN``).
+DEFAULT_HIDDEN = MappingProxyType(
+    {name: module.DEFAULT_HIDDEN for name, module in ARCHITECTURES.items()}
+)
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,14 @@ class ConvAutoencoder(MemoryAutoencoder):
     torch.Size([3, 9, 2])
     """
 
+    #: Conv filters are cheap: 64.
+    DEFAULT_HIDDEN = 64
+
     def __init__(
         self,
         channels: int,
         window: int,
-        hidden: int = 64,
+        hidden: int = DEFAULT_HIDDEN,
         latent: int = 16,
         layers: int = 1,
         memory: int = 0,
