@@ -6,9 +6,9 @@ Kafka is an adapter around ``Pipeline``. Each batch is::
          → pipeline.process → send scores, alerts, dead letters
 
 and every ``checkpoint_interval_ms`` (exactly-once: every batch) a checkpoint
-makes the batches since the last one durable: results, then the state of every sensor they changed
-(compacted state topic, one record per sensor however many batches changed
-it), then the consumed offsets —
+makes the batches since the last one durable: results, then the state of every
+sensor they changed (compacted state topic, one record per sensor however many
+batches changed it), then the consumed offsets —
 acknowledged step by step (at-least-once) or in one transaction (exactly-once),
 see ``delivery.py``. Any failure before the offsets are committed rewinds:
 the sensors' state is reloaded from the state topic and the partitions are

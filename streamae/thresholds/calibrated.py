@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from streamae.thresholds.base import Threshold
+from streamae.thresholds.quantile import check_quantile, quantile_bar
 from streamae.thresholds.rolling import MIN_SCORES
 
 
@@ -36,17 +37,14 @@ class CalibratedThreshold(Threshold):
     def __init__(
         self, q: float = 0.999, margin: float = 1.0, normal_scores: ArrayLike | None = None
     ) -> None:
-        if not 0.0 < q < 1.0 or margin <= 0:
-            raise ValueError(f"need 0 < q < 1 and margin > 0, got q={q}, margin={margin}")
+        check_quantile(q, margin)
         self.q = float(q)
         self.margin = float(margin)
         scores = np.ravel(np.asarray([] if normal_scores is None else normal_scores, np.float64))
         scores = scores[np.isfinite(scores)]
         # Too few scores to calibrate: flag nothing rather than guess (as the rolling bars do).
         self._value = (
-            self.margin * float(np.quantile(scores, self.q))
-            if len(scores) >= MIN_SCORES
-            else math.inf
+            quantile_bar(scores, self.q, self.margin) if len(scores) >= MIN_SCORES else math.inf
         )
 
     def value(self) -> float:
