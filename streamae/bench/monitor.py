@@ -6,7 +6,8 @@ group member per core, each scoring with one torch thread. The benchmark's load
 generator never competes with them for a GIL, and each peak RSS is its own.
 Every instance reports through a pipe:
 
-- ``("progress", readings)`` whenever the readings it consumed changed;
+- ``("progress", readings, partitions)`` whenever the readings it consumed or
+  the number of partitions it owns changed;
 - ``("done", stats)`` after the parent said ``("stop",)`` and it published every
   result, committed and closed; ``stats`` holds ``readings``, ``windows``,
   ``started`` and ``finished`` (epoch seconds: its first partition assignment
@@ -14,15 +15,17 @@ Every instance reports through a pipe:
   ``peak_rss_bytes``;
 - ``("error", message)`` if it failed.
 
-The parent waits until the instances together consumed what it expects, then
-stops them all: the group's rate is every reading over the span from the first
-assignment to the last close.
+The parent waits until the group settled (every instance owns partitions, and
+together all of them), then until the instances together consumed what it
+expects, then stops them all: the group's rate is the readings consumed after it
+settled over the span from then to the last close.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import sys
 import threading
 import time
@@ -35,7 +38,10 @@ from streamae.exceptions import StreamaeError
 
 log = logging.getLogger(__name__)
 
-WATCH_INTERVAL_S = 0.01
+#: How often an instance reports progress; its reading of the counters costs the
+#: monitor's own CPU, so not more often than the parent needs.
+WATCH_INTERVAL_S = 0.05
+OMP_THREADS = "OMP_NUM_THREADS"
 #: An instance that never finishes is killed this long after its own runtime limit.
 EXIT_GRACE_S = 30.0
 
@@ -51,9 +57,11 @@ class MonitorGroup:
     ) -> None:
         context = multiprocessing.get_context("spawn")
         self._max_runtime_s = max_runtime_s
+        self._torch_threads = settings.torch_threads
         self._conns: list[Connection] = []
         self._processes = []
         self._consumed = [0] * instances
+        self._owned = [0] * instances
         for index in range(instances):
             parent, child = context.Pipe()
             self._conns.append(parent)
@@ -67,8 +75,19 @@ class MonitorGroup:
             )
 
     def __enter__(self) -> MonitorGroup:
-        for process in self._processes:
-            process.start()
+        # Each child inherits the environment: its OpenMP runtime starts with the
+        # instance's torch threads (see ``streamae.cli.pin_openmp``).
+        saved = os.environ.get(OMP_THREADS)
+        if self._torch_threads > 0:
+            os.environ[OMP_THREADS] = str(self._torch_threads)
+        try:
+            for process in self._processes:
+                process.start()
+        finally:
+            if saved is None:
+                os.environ.pop(OMP_THREADS, None)
+            else:
+                os.environ[OMP_THREADS] = saved
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -87,6 +106,19 @@ class MonitorGroup:
     def consumed(self) -> int:
         """Readings the instances consumed together, as last reported."""
         return sum(self._consumed)
+
+    def wait_settled(self, partitions: int, timeout_s: float) -> tuple[float, int]:
+        """Block until every instance owns partitions and together all ``partitions``
+        (no rebalance under way); returns then (epoch seconds) and the readings consumed."""
+        deadline = time.monotonic() + timeout_s
+        while sum(self._owned) != partitions or not all(self._owned):
+            if time.monotonic() > deadline:
+                raise StreamaeError(
+                    f"the benchmark's {len(self._owned)} monitors own {self._owned} of "
+                    f"{partitions} partitions after {timeout_s:.0f} s"
+                )
+            self._receive(min(1.0, max(0.0, deadline - time.monotonic())))
+        return time.time(), self.consumed
 
     def wait_consumed(self, readings: int, timeout_s: float) -> None:
         """Block until the instances together consumed at least ``readings``."""
@@ -114,6 +146,7 @@ class MonitorGroup:
             "readings": sum(s["readings"] for s in stats),
             "windows": sum(s["windows"] for s in stats),
             "seconds": max(s["finished"] for s in stats) - min(started),
+            "finished": max(s["finished"] for s in stats),
             "cpu_seconds": sum(s["cpu_seconds"] for s in stats),
             "peak_rss_bytes": max(s["peak_rss_bytes"] for s in stats),
         }
@@ -152,7 +185,7 @@ class MonitorGroup:
         if kind == "error":
             raise StreamaeError(f"benchmark monitor {index} failed: {payload[0]}")
         if kind == "progress":
-            self._consumed[index] = payload[0]
+            self._consumed[index], self._owned[index] = payload
             return None
         return payload[0]
 
@@ -169,15 +202,18 @@ class _Watch:
         self._lock = threading.Lock()  # the pipe is written by this thread and at the end
 
     def run(self) -> None:
-        reported = -1
+        reported: tuple[int, int] | None = None
         while not self.stop.is_set():
             if self.started is None and self.monitor.assigned:
                 self.started = time.time()
                 self.cpu_started = time.process_time()
-            readings = int(self.monitor.metrics.totals()["readings"])
-            if readings != reported:
-                self.send(("progress", readings))
-                reported = readings
+            progress = (
+                int(self.monitor.metrics.totals()["readings"]),
+                len(self.monitor.assigned),
+            )
+            if progress != reported:
+                self.send(("progress", *progress))
+                reported = progress
             if self.conn.poll():
                 self.conn.recv()  # ("stop",)
                 self.stop.set()

@@ -6,6 +6,8 @@
   acknowledged before the next. A crash replays from the last committed
   offsets: results published again (alerts carry deterministic ids), never
   lost; readings that the saved state already holds are dropped as duplicates.
+  The periodic checkpoint is ``Staged``: it walks the same steps without
+  blocking the loop, one step whenever the previous one is acknowledged.
 - ``ExactlyOnce``: one Kafka transaction per batch holds the results, the state
   and the offsets; read_committed consumers see every result exactly once.
 
@@ -15,10 +17,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka import errors as kerr
+from kafka.producer.future import FutureRecordMetadata
 from kafka.structs import OffsetAndMetadata
 
 from streamae.config import Settings
@@ -30,6 +34,26 @@ from streamae.monitor.outage import Patience
 log = logging.getLogger(__name__)
 
 Offsets = dict[TopicPartition, OffsetAndMetadata]
+#: A message to send: topic, key, value (None: a tombstone), partition.
+Message = tuple[str, bytes, bytes | None, int]
+
+
+@dataclass
+class Staged:
+    """A checkpoint under way: its results are in flight; its state messages (taken
+    when it started) go out once they are acknowledged, and its offsets are
+    committed once the state is."""
+
+    results: list[FutureRecordMetadata]
+    state: list[Message]
+    offsets: Offsets
+    state_sent: list[FutureRecordMetadata] | None = field(default=None)
+
+    def drop_partitions(self, lost: set[TopicPartition]) -> None:
+        """Leave out what belongs to readings partitions this monitor no longer owns."""
+        parts = {tp.partition for tp in lost}
+        self.offsets = {tp: o for tp, o in self.offsets.items() if tp not in lost}
+        self.state = [message for message in self.state if message[3] not in parts]
 
 
 class TakenOver(KafkaUnavailable):
@@ -55,6 +79,12 @@ class AtLeastOnce:
         with kafka_errors(self.settings, f"publishing to {topic}"):
             self._sends.append(self.producer.send(topic, value=value, key=key, partition=partition))
 
+    def send_all(self, topic: str, messages: Iterable[tuple[bytes, bytes]]) -> None:
+        """``send`` of every (key, value) in ``messages`` (one error translation for all)."""
+        send, sends = self.producer.send, self._sends
+        with kafka_errors(self.settings, f"publishing to {topic}"):
+            sends.extend([send(topic, value=value, key=key) for key, value in messages])
+
     @property
     def pending(self) -> bool:
         return bool(self._sends)
@@ -77,22 +107,71 @@ class AtLeastOnce:
         if offsets:
             commit_offsets(offsets)
 
+    def stage(self, state: list[Message], offsets: Offsets) -> Staged:
+        """Start a checkpoint of everything sent so far, with ``state`` and ``offsets``
+        taken now; ``advance`` carries it on."""
+        staged = Staged(self._sends, state, offsets)
+        self._sends = []
+        return staged
+
+    def advance(self, staged: Staged, commit_offsets: Callable[[Offsets], None]) -> bool:
+        """Take the next step of ``staged`` if the previous one is acknowledged, without
+        waiting; True once its offsets were handed to ``commit_offsets``."""
+        if staged.state_sent is None:
+            if not _all_done(staged.results):
+                return False
+            _raise_failed(staged.results, "publishing results")
+            staged.state_sent = self._send_now(staged.state)
+        if not _all_done(staged.state_sent):
+            return False
+        _raise_failed(staged.state_sent, "writing sensor state")
+        if staged.offsets:
+            commit_offsets(staged.offsets)
+        return True
+
+    def finish(self, staged: Staged) -> None:
+        """Wait for ``staged``'s results, then send its state: the next ``commit`` makes
+        it durable together with what was sent since (its offsets are the caller's)."""
+        if staged.state_sent is None:
+            if not _all_done(staged.results):
+                self._flush("publishing results")
+            _raise_failed(staged.results, "publishing results")
+            staged.state_sent = self._send_now(staged.state)
+        self._sends[:0] = staged.state_sent
+
     def abort(self) -> None:
         """Forget what was sent; the replay from the committed offsets sends it again."""
         self._sends.clear()
 
+    def _send_now(self, messages: list[Message]) -> list[FutureRecordMetadata]:
+        send = self.producer.send
+        with kafka_errors(self.settings, "writing sensor state"):
+            return [send(t, key=k, value=v, partition=p) for t, k, v, p in messages]
+
+    def _flush(self, action: str) -> None:
+        with kafka_errors(self.settings, action):
+            self.patience.wait(self.producer.flush, action)
+
     def _acknowledged(self, action: str) -> None:
         if not self._sends:
             return
-        with kafka_errors(self.settings, action):
-            self.patience.wait(self.producer.flush, action)
-        failed = [send.exception for send in self._sends if send.failed()]
-        self._sends.clear()
-        if failed:
-            raise KafkaUnavailable(
-                f"{len(failed)} message(s) were not published while {action} ({failed[0]}); "
-                "offsets were not committed, so the batch is replayed"
-            )
+        self._flush(action)
+        sends, self._sends = self._sends, []
+        _raise_failed(sends, action)
+
+
+def _all_done(futures: list[FutureRecordMetadata]) -> bool:
+    # The newest are the likeliest to be in flight: look at them first.
+    return all(future.is_done for future in reversed(futures))
+
+
+def _raise_failed(futures: list[FutureRecordMetadata], action: str) -> None:
+    failed = [future.exception for future in futures if future.failed()]
+    if failed:
+        raise KafkaUnavailable(
+            f"{len(failed)} message(s) were not published while {action} ({failed[0]}); "
+            "offsets were not committed, so the batch is replayed"
+        )
 
 
 class ExactlyOnce(AtLeastOnce):
@@ -107,6 +186,10 @@ class ExactlyOnce(AtLeastOnce):
     ) -> None:
         self._begin()
         super().send(topic, key, value, partition)
+
+    def send_all(self, topic: str, messages: Iterable[tuple[bytes, bytes]]) -> None:
+        self._begin()
+        super().send_all(topic, messages)
 
     @property
     def pending(self) -> bool:

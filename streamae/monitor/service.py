@@ -10,12 +10,16 @@ makes the batches since the last one durable: results, then the state of every
 sensor they changed (compacted state topic, one record per sensor however many
 batches changed it), then the consumed offsets —
 acknowledged step by step (at-least-once) or in one transaction (exactly-once),
-see ``delivery.py``. Any failure before the offsets are committed rewinds:
-the sensors' state is reloaded from the state topic and the partitions are
-read again from the committed offsets, so a crash, a restart or a rebalance
-loses nothing and (exactly-once) repeats nothing. Restored sensors need no
-warm-up. Records that are not usable readings go to the dead-letter topic with
-the reason (``intake.py``); the monitor never stops on bad input.
+see ``delivery.py``. At-least-once, the periodic checkpoint is staged: the
+state is taken when it starts and each step follows once the previous one is
+acknowledged, while the loop goes on scoring; a rebalance or the end of the run
+finishes it within a checkpoint that waits. Any failure before the offsets are
+committed rewinds: the sensors' state is reloaded from the state topic and the
+partitions are read again from the committed offsets, so a crash, a restart
+or a rebalance loses nothing and (exactly-once) repeats nothing. Restored
+sensors need no warm-up. Records that are not usable readings go to the
+dead-letter topic with the reason (``intake.py``); the monitor never stops on
+bad input.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from kafka import TopicPartition
@@ -48,6 +53,9 @@ from streamae.monitor.connect import (
 )
 from streamae.monitor.delivery import (
     AtLeastOnce,
+    Message,
+    Offsets,
+    Staged,
     TakenOver,
     fenced,
     make_delivery,
@@ -73,6 +81,15 @@ STALL_CHECK_S = 20.0
 
 def _position(item: tuple[Record, str]) -> tuple[int, int]:
     return item[0].partition, item[0].offset
+
+
+@dataclass
+class _Underway:
+    """A staged checkpoint, and what the monitor reports once it is done."""
+
+    staged: Staged
+    scored_at: list[int]
+    alerts: list[Alert]
 
 
 class Monitor:
@@ -113,15 +130,15 @@ class Monitor:
         self._alerts: list[Alert] = []
         # Where a rewind goes back to: the committed offset of each partition read.
         self._resume: dict[TopicPartition, int] = {}
+        self._underway: _Underway | None = None
         self._drops = {"late": 0, "duplicate": 0}
         self._next_lag = self._next_summary = self._next_checkpoint = 0.0
         # Exactly-once commits one transaction per batch: a transaction held open across
         # polls met kafka-python's send_offsets_to_transaction hanging after a broker
         # restart (tests/monitor/test_outage.py); short transactions also keep
         # read_committed subscribers close behind.
-        self._checkpoint_every_s = (
-            0.0 if settings.delivery == "exactly-once" else settings.checkpoint_interval_ms / 1000
-        )
+        self._staging = settings.delivery != "exactly-once"
+        self._checkpoint_every_s = settings.checkpoint_interval_ms / 1000 if self._staging else 0.0
         self._stall = (0.0, time.monotonic())  # readings consumed, and since when
         self._next_sweep = time.monotonic() + SWEEP_EVERY_S
 
@@ -171,8 +188,13 @@ class Monitor:
             self._process(records)
             self.metrics.readings.inc(len(records))
             self.metrics.batch_size.observe(len(records))
+        if self._underway is not None:
+            self._advance()
         if time.monotonic() >= self._next_checkpoint:
-            self.checkpoint()
+            if not self._staging:
+                self.checkpoint()
+            elif self._underway is None:
+                self._stage()
         self._tick()
 
     def _process(self, records: list[ConsumerRecord]) -> None:
@@ -197,10 +219,12 @@ class Monitor:
             for r, o in zip(decoded.readings, decoded.origins, strict=True)
         }
         settings, send = self.settings, self.delivery.send
-        for score in output.scores:
-            send(settings.scores_topic, score.sensor_id.encode(), encode(finite_score(score)))
-            if (score.sensor_id, score.ts) in stamps:
-                self._scored_at.append(stamps[score.sensor_id, score.ts])
+        self.delivery.send_all(
+            settings.scores_topic,
+            [(score.sensor_id.encode(), encode(finite_score(score))) for score in output.scores],
+        )
+        scored = [(score.sensor_id, score.ts) for score in output.scores]
+        self._scored_at.extend([stamps[key] for key in scored if key in stamps])
         for alert in output.alerts:
             send(settings.alerts_topic, alert.sensor_id.encode(), encode(finite_alert(alert)))
             opened = alert.state == "open"
@@ -222,27 +246,65 @@ class Monitor:
            (a tombstone for each evicted one) to its readings' partition number;
         4. commit the consumed offsets (with ``commit``, by default synchronously).
 
-        At-least-once, each step is acknowledged before the next; exactly-once,
-        2-4 are one transaction. If anything fails, nothing more is committed and
+        At-least-once, each step is acknowledged before the next (a staged
+        checkpoint under way is finished first); exactly-once, 2-4 are one
+        transaction. If anything fails, nothing more is committed and
         ``KafkaUnavailable`` is raised: ``run`` rewinds to the last checkpoint.
         """
         self._next_checkpoint = time.monotonic() + self._checkpoint_every_s
         self._sweep()
-        offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._offsets.items()}
+        offsets, scored_at, alerts = self._taken(), self._scored_at, self._alerts
+        if self._underway is not None:
+            # Its state goes out first; its offsets are covered by the newer ones.
+            underway, self._underway = self._underway, None
+            self.delivery.finish(underway.staged)
+            offsets = {**underway.staged.offsets, **offsets}
+            scored_at, alerts = underway.scored_at + scored_at, underway.alerts + alerts
         self.delivery.commit(self._write_state, offsets, commit or self._commit)
-        self._resume.update(self._offsets)
         self._offsets.clear()
+        self._scored_at, self._alerts = [], []
+        self._checkpointed(offsets, scored_at, alerts)
+
+    def _stage(self) -> None:
+        """Start a checkpoint that ``_advance`` carries on (see ``delivery.Staged``)."""
+        self._next_checkpoint = time.monotonic() + self._checkpoint_every_s
+        self._sweep()
+        state: list[Message] = []
+        self.book.write_state(lambda *message: state.append(message))
+        staged = self.delivery.stage(state, self._taken())
+        self._underway = _Underway(staged, self._scored_at, self._alerts)
+        self._offsets.clear()
+        self._scored_at, self._alerts = [], []
+        self._advance()
+
+    def _advance(self) -> None:
+        underway = self._underway
+        if self.delivery.advance(underway.staged, self._commit_async):
+            self._underway = None
+            if underway.staged.results or underway.staged.state:
+                self.patience.reachable()  # the broker acknowledged them
+            self._checkpointed(underway.staged.offsets, underway.scored_at, underway.alerts)
+
+    def _taken(self) -> Offsets:
+        """The offsets to commit for what was consumed since the last checkpoint."""
+        return {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._offsets.items()}
+
+    def _checkpointed(self, offsets: Offsets, scored_at: list[int], alerts: list[Alert]) -> None:
+        """After a checkpoint: rewinds go back to it; its latencies and alerts are reported."""
+        self._resume.update({tp: meta.offset for tp, meta in offsets.items()})
         now_ms = time.time() * 1000
-        for stamp in self._scored_at:
+        for stamp in scored_at:
             self.metrics.latency.observe(max(0.0, now_ms - stamp) / 1000)
-        self._scored_at.clear()
         if self._on_alert is not None:
-            for alert in self._alerts:
+            for alert in alerts:
                 self._on_alert(alert)
-        self._alerts.clear()
 
     def _write_state(self) -> None:
         self.book.write_state(self.delivery.send)
+
+    def _commit_async(self, offsets: Offsets) -> None:
+        with kafka_errors(self.settings, "committing offsets"):
+            self.clients.consumer.commit_async(offsets, callback=_commit_failed)
 
     def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         consumer = self.clients.consumer
@@ -332,6 +394,7 @@ class Monitor:
         self._offsets.clear()
         self._scored_at.clear()
         self._alerts.clear()
+        self._underway = None
         consumer = self.clients.consumer
         with kafka_errors(self.settings, "seeking back to the committed offsets"):
             for tp, offset in list(self._resume.items()):
@@ -351,7 +414,7 @@ class Monitor:
         batches may be pending; exactly-once checkpoints every batch, so no
         transaction is open here.
         """
-        if self._failed or (not self._offsets and not self.delivery.pending):
+        if self._failed or not (self._offsets or self.delivery.pending or self._underway):
             return
         try:
             self.checkpoint(lambda offsets: self.clients.consumer.commit_async(offsets))
@@ -377,6 +440,8 @@ class Monitor:
         for tp in lost:
             self._offsets.pop(tp, None)
             self._resume.pop(tp, None)
+        if self._underway is not None:
+            self._underway.staged.drop_partitions(lost)
         self._to_load -= parts
         self.book.drop_partitions(parts)
 
@@ -515,3 +580,10 @@ class Monitor:
                 )
             ),
         )
+
+
+def _commit_failed(offsets: Offsets, response: object) -> None:
+    """An offset commit that failed is covered by the next checkpoint's (a crash in
+    between replays more, and loses nothing)."""
+    if isinstance(response, BaseException):
+        log.warning("offsets not committed (the next checkpoint commits them): %s", response)
