@@ -95,6 +95,8 @@ def open_clients(
             enable_auto_commit=False,
             auto_offset_reset="earliest" if from_beginning else "latest",
             max_poll_records=settings.max_poll_records,
+            fetch_min_bytes=settings.fetch_min_bytes,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
             session_timeout_ms=SESSION_TIMEOUT_MS,
             max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
             isolation_level=isolation,
