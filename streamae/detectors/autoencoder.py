@@ -38,8 +38,11 @@ CHUNK_WINDOWS = 4096
 #: activations then stay in cache (measured on 2 cores: 1.4-1.6x the windows/s
 #: of 4096-window passes for the LSTM, ~2x for the conv model; 128 and 512 are slower).
 CPU_CHUNK_WINDOWS = 256
-#: ``IQR / IQR_TO_SIGMA`` estimates the standard deviation of normal data.
-IQR_TO_SIGMA = 1.349
+#: ``mean |x - median| * MEAN_AD_TO_SIGMA`` estimates the standard deviation of
+#: normal data (sqrt(pi / 2)).
+MEAN_AD_TO_SIGMA = 1.2533
+#: The scale ignores rows below this percentile of their channel, or above 100 minus it.
+TRIM_PERCENT = 1.0
 
 _threads_configured = False
 
@@ -85,10 +88,17 @@ def utc_now() -> str:
 class Scaler:
     """Per-channel ``(x - center) / scale``, fitted robustly on training rows.
 
-    ``center`` is the median; ``scale`` is IQR/1.349 (the standard deviation for
-    Gaussian data, unmoved by outliers), the standard deviation when the IQR is
-    zero (a mostly constant channel), and 1.0 for a constant channel so it never
-    divides by zero (any change is then measured in raw units).
+    ``center`` is the median; ``scale`` is the mean absolute deviation from it
+    of the rows between the channel's 1st and 99th percentiles, times
+    sqrt(pi / 2) (the standard deviation for Gaussian data): the rarest 2% of
+    rows, where wild outliers sit, do not count. Not the IQR: on a quantised
+    channel where most readings repeat one value (SKAB's flow rate is 32 in
+    most rows, 31 or 33 in the others) the IQR measures the interpolation
+    between ties — 0.001 where the steps are 1 — so one ordinary step scored
+    as ~1,000 standard deviations and that channel alone decided the score.
+    The standard deviation when that is zero (all but the rarest rows repeat
+    one value), and 1.0 for a constant channel so it never divides by zero
+    (any change is then measured in raw units).
     """
 
     center: np.ndarray  # float64 [C]
@@ -102,8 +112,9 @@ class Scaler:
         if np.isnan(values).all(axis=0).any():
             raise ModelError("a channel has no finite training values; drop it with --columns")
         center = np.nanmedian(values, axis=0)
-        q25, q75 = np.nanpercentile(values, [25, 75], axis=0)
-        scale = (q75 - q25) / IQR_TO_SIGMA
+        low, high = np.nanpercentile(values, [TRIM_PERCENT, 100.0 - TRIM_PERCENT], axis=0)
+        inside = np.where((values >= low) & (values <= high), values, np.nan)
+        scale = np.nanmean(np.abs(inside - center), axis=0) * MEAN_AD_TO_SIGMA
         tiny = 1e-9 * np.maximum(1.0, np.abs(center))
         scale = np.where(scale > tiny, scale, np.nanstd(values, axis=0))
         scale = np.where(scale > tiny, scale, 1.0)

@@ -106,6 +106,15 @@ def test_robust_scaler_ignores_outliers_and_survives_constant_channels():
     assert np.isfinite(scaler.transform(values)).all()
 
 
+def test_scaler_measures_a_quantised_channel_by_its_steps_not_its_ties():
+    # Mostly 32 with a little rounding jitter, and steps of 1 in 9% of the rows:
+    # the IQR is the jitter (0.001), which made one ordinary step ~1,000 sigmas.
+    values = np.concatenate([[31.0] * 45, [32.0] * 500, [32.001] * 410, [33.0] * 45])[:, None]
+    scale = Scaler.fit(values).scale[0]
+    assert 0.05 < scale < 0.5
+    assert abs(33.0 - Scaler.fit(values).center[0]) / scale < 20
+
+
 def test_scaler_ignores_missing_values():
     values = np.array([[1.0], [np.nan], [3.0], [np.inf], [5.0]])
     assert Scaler.fit(values).center[0] == 3.0
