@@ -86,9 +86,10 @@ class Settings:
     # less CPU per reading, for at most that wait in latency when readings are sparse.
     fetch_min_bytes: int = 16384
     fetch_max_wait_ms: int = 20
-    # How often (at-least-once) sensor state and consumed offsets are made durable;
-    # 0 = after every batch. A crash replays at most this much. Exactly-once commits
-    # one transaction per batch.
+    # How often (at-least-once) a checkpoint of sensor state and consumed offsets
+    # starts; 0 = after every batch. It finishes once the broker acknowledged it, so
+    # a crash replays about this much and that wait. Exactly-once commits one
+    # transaction per batch.
     checkpoint_interval_ms: int = 1000
     metrics_port: int = 9108
     summary_interval_s: float = 5.0

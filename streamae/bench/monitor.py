@@ -78,7 +78,7 @@ class MonitorGroup:
         # Each child inherits the environment: its OpenMP runtime starts with the
         # instance's torch threads (see ``streamae.cli.pin_openmp``).
         saved = os.environ.get(OMP_THREADS)
-        if self._torch_threads > 0:
+        if self._torch_threads > 0 and saved is None:
             os.environ[OMP_THREADS] = str(self._torch_threads)
         try:
             for process in self._processes:
@@ -108,10 +108,12 @@ class MonitorGroup:
         return sum(self._consumed)
 
     def wait_settled(self, partitions: int, timeout_s: float) -> tuple[float, int]:
-        """Block until every instance owns partitions and together all ``partitions``
-        (no rebalance under way); returns then (epoch seconds) and the readings consumed."""
+        """Block until the instances own all ``partitions`` and each owns some (as many
+        as there are partitions; no rebalance under way); returns then (epoch seconds)
+        and the readings consumed."""
         deadline = time.monotonic() + timeout_s
-        while sum(self._owned) != partitions or not all(self._owned):
+        owners = min(len(self._owned), partitions)
+        while sum(self._owned) != partitions or sum(map(bool, self._owned)) != owners:
             if time.monotonic() > deadline:
                 raise StreamaeError(
                     f"the benchmark's {len(self._owned)} monitors own {self._owned} of "

@@ -204,8 +204,10 @@ def _throughput(
     finally:
         topics.delete_topics(settings)
     if before <= stats["readings"] / 2:
+        clock = "settled"
         monitor_rate = (stats["readings"] - before) / (stats["finished"] - settled_at)
     else:  # a small run, mostly consumed before the group settled: the whole span
+        clock = "first assignment"
         monitor_rate = stats["readings"] / stats["seconds"]
     cpu_rate = stats["readings"] / max(stats["cpu_seconds"], 1e-9)
     expected_windows = config.sensors * (config.per_sensor - config.window + 1)
@@ -215,6 +217,7 @@ def _throughput(
         monitor_complete=stats["windows"] == expected_windows,
         monitor_seconds=stats["seconds"],
         monitor_readings_before_settled=before,
+        monitor_clock_from=clock,
         monitor_peak_rss_bytes=stats["peak_rss_bytes"],
         monitor_over_model=monitor_rate / result["model_ceiling_windows_per_s"],
         monitor_over_consume=monitor_rate / result["consume_ceiling_readings_per_s"],

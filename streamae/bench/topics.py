@@ -90,6 +90,7 @@ class Loader:
         self.settings = settings
         self._partitions: dict[bytes, int] = {}
         self._failures: list[str] = []
+        self._last_error = ""
         # In bulk the producer waits to fill large batches; otherwise it is a
         # sensor's ordinary producer, whose linger counts in the measured latency.
         linger, batch = (LOAD_LINGER_MS, LOAD_BATCH_BYTES) if bulk else (5, 256 * 1024)
@@ -99,6 +100,8 @@ class Loader:
             "linger.ms": linger,
             "batch.size": batch,
             "compression.type": "lz4",
+            # A record not delivered by then fails, and so does the run (not after 300 s).
+            "message.timeout.ms": int(LOAD_FLUSH_TIMEOUT_S * 1000),
             "error_cb": self._error,
             "logger": log,  # librdkafka's own log lines, through ours
         }
@@ -114,7 +117,10 @@ class Loader:
             partition = (murmur2(key) & 0x7FFFFFFF) % self.settings.readings_partitions
             self._partitions[key] = partition
         stamp = int(time.time() * 1000)
+        deadline = time.monotonic() + LOAD_FLUSH_TIMEOUT_S
         while True:
+            if self._failures or time.monotonic() > deadline:
+                self.flush()  # raises, with the reason
             try:
                 self._producer.produce(
                     self.settings.readings_topic,
@@ -144,6 +150,8 @@ class Loader:
         left = self._producer.flush(LOAD_FLUSH_TIMEOUT_S)
         if left or self._failures:
             reason = self._failures[0] if self._failures else f"{left} still queued"
+            if self._last_error:
+                reason += f" ({self._last_error})"
             raise KafkaUnavailable(
                 f"readings were not delivered to {self.settings.readings_topic!r}: {reason}"
             )
@@ -158,6 +166,7 @@ class Loader:
             self._failures.append(str(error))
 
     def _error(self, error) -> None:
+        self._last_error = str(error)
         log.debug("load producer: %s", error)
 
 

@@ -11,6 +11,7 @@ import importlib
 import logging
 import os
 import sys
+from collections.abc import MutableMapping
 
 from streamae.exceptions import StreamaeError
 
@@ -55,9 +56,19 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     return parser
 
 
-def pin_openmp(env: dict[str, str] | os._Environ = os.environ) -> None:
+def _without_kafka_traceback(record: logging.LogRecord) -> bool:
+    """kafka-python logs some socket errors with a traceback of its own internals (e.g.
+    a connection reset while a client closes); its message says what happened."""
+    if record.name.startswith("kafka"):
+        record.exc_info = None
+        record.exc_text = None
+    return True
+
+
+def pin_openmp(env: MutableMapping[str, str] = os.environ) -> None:
     """Start torch's OpenMP runtime with ``STREAMAE_TORCH_THREADS`` threads, unless
-    ``OMP_NUM_THREADS`` says otherwise; must run before torch is imported.
+    ``OMP_NUM_THREADS`` says otherwise; must run before torch is imported, so it reads
+    the variable itself rather than through ``Settings`` (which reports a bad value).
 
     ``torch.set_num_threads`` later is not enough: the runtime then keeps an extra
     worker, and while another process wants the core, each forward pass waits on
@@ -80,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     # kafka-python logs every failed connection attempt; our own error says it once.
     logging.getLogger("kafka").setLevel(logging.INFO if args.verbose else logging.CRITICAL)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_without_kafka_traceback)
     try:
         return int(args.run(args) or 0)
     except StreamaeError as exc:

@@ -17,8 +17,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka import errors as kerr
@@ -47,7 +47,7 @@ class Staged:
     results: list[FutureRecordMetadata]
     state: list[Message]
     offsets: Offsets
-    state_sent: list[FutureRecordMetadata] | None = field(default=None)
+    state_sent: list[FutureRecordMetadata] | None = None
 
     def drop_partitions(self, lost: set[TopicPartition]) -> None:
         """Leave out what belongs to readings partitions this monitor no longer owns."""
@@ -79,8 +79,10 @@ class AtLeastOnce:
         with kafka_errors(self.settings, f"publishing to {topic}"):
             self._sends.append(self.producer.send(topic, value=value, key=key, partition=partition))
 
-    def send_all(self, topic: str, messages: Iterable[tuple[bytes, bytes]]) -> None:
+    def send_all(self, topic: str, messages: Sequence[tuple[bytes, bytes]]) -> None:
         """``send`` of every (key, value) in ``messages`` (one error translation for all)."""
+        if not messages:
+            return
         send, sends = self.producer.send, self._sends
         with kafka_errors(self.settings, f"publishing to {topic}"):
             sends.extend([send(topic, value=value, key=key) for key, value in messages])
@@ -187,9 +189,10 @@ class ExactlyOnce(AtLeastOnce):
         self._begin()
         super().send(topic, key, value, partition)
 
-    def send_all(self, topic: str, messages: Iterable[tuple[bytes, bytes]]) -> None:
-        self._begin()
-        super().send_all(topic, messages)
+    def send_all(self, topic: str, messages: Sequence[tuple[bytes, bytes]]) -> None:
+        if messages:
+            self._begin()
+            super().send_all(topic, messages)
 
     @property
     def pending(self) -> bool:

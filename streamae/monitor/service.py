@@ -90,6 +90,7 @@ class _Underway:
     staged: Staged
     scored_at: list[int]
     alerts: list[Alert]
+    since: float  # time.monotonic() when it started
 
 
 class Monitor:
@@ -131,6 +132,8 @@ class Monitor:
         # Where a rewind goes back to: the committed offset of each partition read.
         self._resume: dict[TopicPartition, int] = {}
         self._underway: _Underway | None = None
+        # A checkpoint that failed inside poll (the rebalance hook): the next step rewinds.
+        self._handover_error: KafkaUnavailable | None = None
         self._drops = {"late": 0, "duplicate": 0}
         self._next_lag = self._next_summary = self._next_checkpoint = 0.0
         # Exactly-once commits one transaction per batch: a transaction held open across
@@ -178,6 +181,9 @@ class Monitor:
         consumer = self.clients.consumer
         with kafka_errors(self.settings, f"polling {self.settings.readings_topic}"):
             batch = consumer.poll(timeout_ms=self.settings.max_batch_wait_ms)
+        if self._handover_error is not None:
+            error, self._handover_error = self._handover_error, None
+            raise KafkaUnavailable(f"the checkpoint before a rebalance failed: {error}") from error
         if self._to_load:
             self._restore(self._to_load)
         records = [record for part in batch.values() for record in part]
@@ -272,13 +278,22 @@ class Monitor:
         state: list[Message] = []
         self.book.write_state(lambda *message: state.append(message))
         staged = self.delivery.stage(state, self._taken())
-        self._underway = _Underway(staged, self._scored_at, self._alerts)
+        self._underway = _Underway(staged, self._scored_at, self._alerts, time.monotonic())
         self._offsets.clear()
         self._scored_at, self._alerts = [], []
         self._advance()
 
     def _advance(self) -> None:
         underway = self._underway
+        waited = time.monotonic() - underway.since
+        if waited > self.settings.broker_give_up_s:
+            # A broker that takes connections but acknowledges nothing (e.g. too few
+            # in-sync replicas) would otherwise be retried forever.
+            raise GaveUp(
+                f"Kafka at {self.settings.bootstrap_servers} acknowledged no checkpoint for "
+                f"{waited:.0f} s; giving up after "
+                f"{Settings.env_var('broker_give_up_s')}={self.settings.broker_give_up_s:g} s"
+            )
         if self.delivery.advance(underway.staged, self._commit_async):
             self._underway = None
             if underway.staged.results or underway.staged.state:
@@ -410,16 +425,21 @@ class Monitor:
         """Before a rebalance: checkpoint what was processed since the last checkpoint.
 
         Runs inside ``poll`` on kafka-python's IO thread, where only the non-blocking
-        offset commit is allowed. At-least-once, up to ``checkpoint_interval_ms`` of
-        batches may be pending; exactly-once checkpoints every batch, so no
-        transaction is open here.
+        offset commit is allowed. At-least-once, the batches since the last finished
+        checkpoint are pending (a staged one included); exactly-once checkpoints
+        every batch, so no transaction is open here. If it fails, the next step
+        rewinds to the last checkpoint (kafka-python keeps the positions of the
+        partitions this member keeps, past what was not made durable).
         """
         if self._failed or not (self._offsets or self.delivery.pending or self._underway):
             return
         try:
             self.checkpoint(lambda offsets: self.clients.consumer.commit_async(offsets))
         except KafkaUnavailable as exc:
-            log.error("checkpoint before the rebalance failed; the batch will be replayed: %s", exc)
+            log.error(
+                "checkpoint before the rebalance failed; replaying from the last one: %s", exc
+            )
+            self._handover_error = exc
 
     def reassigned(self, assigned: set[TopicPartition]) -> None:
         """After a rebalance: forget the sensors of partitions that left; restore new ones."""
@@ -429,8 +449,10 @@ class Monitor:
         if moved := self.book.drop_partitions(gone):
             log.info("forgot %d sensor(s) now owned by another monitor", moved)
         self._to_load = (self._to_load - gone) | added
-        # Every position is fetched from the committed offsets again.
-        self._resume.clear()
+        # A rewind still goes back to the last checkpoint of the partitions kept;
+        # new ones start from their committed offsets.
+        for tp in set(self._resume) - self.assigned:
+            del self._resume[tp]
         self._unstall()
 
     def drop(self, lost: set[TopicPartition]) -> None:
