@@ -107,13 +107,17 @@ class MonitorGroup:
         """Readings the instances consumed together, as last reported."""
         return sum(self._consumed)
 
-    def wait_settled(self, partitions: int, timeout_s: float) -> tuple[float, int]:
+    def wait_settled(
+        self, partitions: int, timeout_s: float, enough: int | None = None
+    ) -> tuple[float, int]:
         """Block until the instances own all ``partitions`` and each owns some (as many
-        as there are partitions; no rebalance under way); returns then (epoch seconds)
-        and the readings consumed."""
+        as there are partitions; no rebalance under way), or until they consumed
+        ``enough`` readings; returns then (epoch seconds) and the readings consumed."""
         deadline = time.monotonic() + timeout_s
         owners = min(len(self._owned), partitions)
         while sum(self._owned) != partitions or sum(map(bool, self._owned)) != owners:
+            if enough is not None and self.consumed >= enough:
+                break
             if time.monotonic() > deadline:
                 raise StreamaeError(
                     f"the benchmark's {len(self._owned)} monitors own {self._owned} of "

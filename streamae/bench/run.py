@@ -197,7 +197,7 @@ def _throughput(
             # Sustained: from the moment the group settled (the first instance may
             # have consumed alone, then paused for the rebalance the others caused).
             settled_at, before = monitors.wait_settled(
-                settings.readings_partitions, config.phase_timeout_s
+                settings.readings_partitions, config.phase_timeout_s, enough=len(messages)
             )
             monitors.wait_consumed(len(messages), config.phase_timeout_s)
             stats = monitors.stop()

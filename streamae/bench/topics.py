@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from streamae.config import Settings
 from streamae.exceptions import KafkaUnavailable
-from streamae.kafka.clients import kafka_errors, make_admin, make_consumer
+from streamae.kafka.clients import client_config, kafka_errors, make_admin, make_consumer
 from streamae.messages import decode_reading
 
 log = logging.getLogger(__name__)
@@ -170,24 +170,26 @@ class Loader:
         log.debug("load producer: %s", error)
 
 
+#: ``client_config``'s kafka-python names → librdkafka's.
+_LIBRDKAFKA_NAMES = {
+    "bootstrap_servers": "bootstrap.servers",
+    "client_id": "client.id",
+    "security_protocol": "security.protocol",
+    "sasl_mechanism": "sasl.mechanism",
+    "sasl_plain_username": "sasl.username",
+    "sasl_plain_password": "sasl.password",
+    "ssl_cafile": "ssl.ca.location",
+    "ssl_certfile": "ssl.certificate.location",
+    "ssl_keyfile": "ssl.key.location",
+    "ssl_password": "ssl.key.password",
+}
+
+
 def _librdkafka_config(settings: Settings) -> dict[str, str]:
     """``client_config`` in librdkafka's names."""
-    config = {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "client.id": settings.client_id,
-        "security.protocol": settings.security_protocol,
-    }
-    optional = {
-        "sasl.mechanism": settings.sasl_mechanism,
-        "sasl.username": settings.sasl_username,
-        "sasl.password": settings.sasl_password.get(),
-        "ssl.ca.location": settings.ssl_cafile,
-        "ssl.certificate.location": settings.ssl_certfile,
-        "ssl.key.location": settings.ssl_keyfile,
-        "ssl.key.password": settings.ssl_password.get(),
-    }
-    config.update({key: value for key, value in optional.items() if value})
-    return config
+    config = client_config(settings)
+    config["bootstrap_servers"] = ",".join(config["bootstrap_servers"])
+    return {_LIBRDKAFKA_NAMES[key]: value for key, value in config.items()}
 
 
 def consume_rate(settings: Settings, expected: int, timeout_s: float) -> tuple[float, float, int]:

@@ -132,8 +132,6 @@ class Monitor:
         # Where a rewind goes back to: the committed offset of each partition read.
         self._resume: dict[TopicPartition, int] = {}
         self._underway: _Underway | None = None
-        # A checkpoint that failed inside poll (the rebalance hook): the next step rewinds.
-        self._handover_error: KafkaUnavailable | None = None
         self._drops = {"late": 0, "duplicate": 0}
         self._next_lag = self._next_summary = self._next_checkpoint = 0.0
         # Exactly-once commits one transaction per batch: a transaction held open across
@@ -181,9 +179,6 @@ class Monitor:
         consumer = self.clients.consumer
         with kafka_errors(self.settings, f"polling {self.settings.readings_topic}"):
             batch = consumer.poll(timeout_ms=self.settings.max_batch_wait_ms)
-        if self._handover_error is not None:
-            error, self._handover_error = self._handover_error, None
-            raise KafkaUnavailable(f"the checkpoint before a rebalance failed: {error}") from error
         if self._to_load:
             self._restore(self._to_load)
         records = [record for part in batch.values() for record in part]
@@ -427,19 +422,14 @@ class Monitor:
         Runs inside ``poll`` on kafka-python's IO thread, where only the non-blocking
         offset commit is allowed. At-least-once, the batches since the last finished
         checkpoint are pending (a staged one included); exactly-once checkpoints
-        every batch, so no transaction is open here. If it fails, the next step
-        rewinds to the last checkpoint (kafka-python keeps the positions of the
-        partitions this member keeps, past what was not made durable).
+        every batch, so no transaction is open here.
         """
         if self._failed or not (self._offsets or self.delivery.pending or self._underway):
             return
         try:
             self.checkpoint(lambda offsets: self.clients.consumer.commit_async(offsets))
         except KafkaUnavailable as exc:
-            log.error(
-                "checkpoint before the rebalance failed; replaying from the last one: %s", exc
-            )
-            self._handover_error = exc
+            log.error("checkpoint before the rebalance failed; the batch will be replayed: %s", exc)
 
     def reassigned(self, assigned: set[TopicPartition]) -> None:
         """After a rebalance: forget the sensors of partitions that left; restore new ones."""
