@@ -6,19 +6,22 @@ group member per core, each scoring with one torch thread. The benchmark's load
 generator never competes with them for a GIL, and each peak RSS is its own.
 Every instance reports through a pipe:
 
-- ``("progress", readings, partitions)`` whenever the readings it consumed or
-  the number of partitions it owns changed;
+- ``("progress", read_to, partitions)`` whenever how far it read (next offset
+  per partition, ``Monitor.read_to``) or the number of partitions it owns changed;
 - ``("done", stats)`` after the parent said ``("stop",)`` and it published every
-  result, committed and closed; ``stats`` holds ``readings``, ``windows``,
+  result, committed and closed; ``stats`` holds ``readings`` (replays
+  included), ``windows``, ``rewinds``,
   ``started`` and ``finished`` (epoch seconds: its first partition assignment
   and its close), ``cpu_seconds`` (all its threads, over that span) and
   ``peak_rss_bytes``;
 - ``("error", message)`` if it failed.
 
 The parent waits until the group settled (every instance owns partitions, and
-together all of them), then until the instances together consumed what it
-expects, then stops them all: the group's rate is the readings consumed after it
-settled over the span from then to the last close.
+together all of them), then until the instances together read what it expects,
+then stops them all: the group's rate is the readings read after it settled
+over the span from then to the last close. "Read" is the furthest offset any
+instance reached in each partition of the benchmark's fresh topic (offsets from
+0), so a replay after a rewind or a rebalance is not counted twice.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ class MonitorGroup:
         self._torch_threads = settings.torch_threads
         self._conns: list[Connection] = []
         self._processes = []
-        self._consumed = [0] * instances
+        self._read_to: dict[int, int] = {}
         self._owned = [0] * instances
         for index in range(instances):
             parent, child = context.Pipe()
@@ -104,8 +107,8 @@ class MonitorGroup:
 
     @property
     def consumed(self) -> int:
-        """Readings the instances consumed together, as last reported."""
-        return sum(self._consumed)
+        """Distinct readings the instances read together, as last reported."""
+        return sum(self._read_to.values())
 
     def wait_settled(
         self, partitions: int, timeout_s: float, enough: int | None = None
@@ -150,6 +153,8 @@ class MonitorGroup:
         return {
             "instances": len(stats),
             "readings": sum(s["readings"] for s in stats),
+            "read": self.consumed,
+            "rewinds": sum(s["rewinds"] for s in stats),
             "windows": sum(s["windows"] for s in stats),
             "seconds": max(s["finished"] for s in stats) - min(started),
             "finished": max(s["finished"] for s in stats),
@@ -191,7 +196,9 @@ class MonitorGroup:
         if kind == "error":
             raise StreamaeError(f"benchmark monitor {index} failed: {payload[0]}")
         if kind == "progress":
-            self._consumed[index], self._owned[index] = payload
+            read_to, self._owned[index] = payload
+            for partition, offset in read_to.items():
+                self._read_to[partition] = max(self._read_to.get(partition, 0), offset)
             return None
         return payload[0]
 
@@ -208,15 +215,12 @@ class _Watch:
         self._lock = threading.Lock()  # the pipe is written by this thread and at the end
 
     def run(self) -> None:
-        reported: tuple[int, int] | None = None
+        reported: tuple[dict[int, int], int] | None = None
         while not self.stop.is_set():
             if self.started is None and self.monitor.assigned:
                 self.started = time.time()
                 self.cpu_started = time.process_time()
-            progress = (
-                int(self.monitor.metrics.totals()["readings"]),
-                len(self.monitor.assigned),
-            )
+            progress = (dict(self.monitor.read_to), len(self.monitor.assigned))
             if progress != reported:
                 self.send(("progress", *progress))
                 reported = progress
@@ -256,6 +260,7 @@ def _serve(settings: Settings, model_dir: str, max_runtime_s: float, conn: Conne
                 {
                     "readings": int(totals["readings"]),
                     "windows": int(totals["windows"]),
+                    "rewinds": int(totals["rewinds"]),
                     "started": watch.started,
                     "finished": finished,
                     "cpu_seconds": cpu - watch.cpu_started,

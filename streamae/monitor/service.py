@@ -132,6 +132,11 @@ class Monitor:
         # Where a rewind goes back to: the committed offset of each partition read.
         self._resume: dict[TopicPartition, int] = {}
         self._underway: _Underway | None = None
+        # A checkpoint that failed inside poll (the rebalance hook): the next step rewinds.
+        self._handover_error: KafkaUnavailable | None = None
+        #: Next offset to read per readings partition, as far as this member got
+        #: (replays do not lower it); what ``streamae bench`` counts as consumed.
+        self.read_to: dict[int, int] = {}
         self._drops = {"late": 0, "duplicate": 0}
         self._next_lag = self._next_summary = self._next_checkpoint = 0.0
         # Exactly-once commits one transaction per batch: a transaction held open across
@@ -155,6 +160,10 @@ class Monitor:
                     self.step()
                 except KafkaUnavailable as exc:
                     self._recover(exc)
+            if self._handover_error is not None:
+                # Stopped right after a rebalance whose checkpoint failed: committing
+                # now would skip what it failed to publish; the next owner replays it.
+                raise self._handover_error
             # Readings held back for reordering are consumed already: score them now.
             if self.settings.reorder_tolerance_ms:
                 self.book.touch_all()
@@ -179,13 +188,20 @@ class Monitor:
         consumer = self.clients.consumer
         with kafka_errors(self.settings, f"polling {self.settings.readings_topic}"):
             batch = consumer.poll(timeout_ms=self.settings.max_batch_wait_ms)
+        for tp, part in batch.items():
+            self._resume.setdefault(tp, part[0].offset)
+        if self._handover_error is not None:
+            # The rewind seeks back every partition polled, newly assigned ones too.
+            error, self._handover_error = self._handover_error, None
+            raise KafkaUnavailable(f"the checkpoint before a rebalance failed: {error}") from error
         if self._to_load:
             self._restore(self._to_load)
         records = [record for part in batch.values() for record in part]
         if records:
+            read_to = self.read_to
             for tp, part in batch.items():
-                self._resume.setdefault(tp, part[0].offset)
-                self._offsets[tp] = part[-1].offset + 1
+                self._offsets[tp] = end = part[-1].offset + 1
+                read_to[tp.partition] = max(read_to.get(tp.partition, 0), end)
             self._process(records)
             self.metrics.readings.inc(len(records))
             self.metrics.batch_size.observe(len(records))
@@ -422,14 +438,19 @@ class Monitor:
         Runs inside ``poll`` on kafka-python's IO thread, where only the non-blocking
         offset commit is allowed. At-least-once, the batches since the last finished
         checkpoint are pending (a staged one included); exactly-once checkpoints
-        every batch, so no transaction is open here.
+        every batch, so no transaction is open here. If it fails, the next step
+        rewinds to the last checkpoint (kafka-python keeps the positions of the
+        partitions this member keeps, past what was not made durable).
         """
         if self._failed or not (self._offsets or self.delivery.pending or self._underway):
             return
         try:
             self.checkpoint(lambda offsets: self.clients.consumer.commit_async(offsets))
         except KafkaUnavailable as exc:
-            log.error("checkpoint before the rebalance failed; the batch will be replayed: %s", exc)
+            log.error(
+                "checkpoint before the rebalance failed; replaying from the last one: %s", exc
+            )
+            self._handover_error = exc
 
     def reassigned(self, assigned: set[TopicPartition]) -> None:
         """After a rebalance: forget the sensors of partitions that left; restore new ones."""

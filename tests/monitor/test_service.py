@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import socket
+import threading
 import time
 import urllib.request
 
 import numpy as np
 import pytest
+from kafka.errors import KafkaTimeoutError
+from kafka.future import Future
 
 from streamae.detectors.zscore import ZScoreDetector
 from streamae.messages import Reading, decode_alert, decode_dead_letter, decode_score
@@ -202,3 +205,54 @@ def test_a_rebalance_moves_the_state_of_the_sensors_with_their_partitions(monito
     # Kept or moved, every sensor's window continues: each new reading completes one.
     for sensor in sensors:
         assert sorted(s.ts for s in late if s.sensor_id == sensor) == list(range(10, 20)), sensor
+
+
+class LosingProducer:
+    """The monitor's producer, except that while ``lose`` is set its scores never
+    reach Kafka: each such send fails, as one would if the broker refused it."""
+
+    def __init__(self, producer, scores_topic: str) -> None:
+        self._producer = producer
+        self._scores_topic = scores_topic
+        self.lose = threading.Event()
+
+    def send(self, topic: str, *args, **kwargs):
+        if self.lose.is_set() and topic == self._scores_topic:
+            failed = Future()
+            failed.failure(KafkaTimeoutError("the score was lost (injected)"))
+            return failed
+        return self._producer.send(topic, *args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._producer, name)
+
+
+def test_a_checkpoint_failing_before_a_rebalance_replays_and_loses_no_score(monitor_settings, kio):
+    # No periodic checkpoint: only the one before the rebalance could save the batch.
+    settings = monitor_settings.replace(checkpoint_interval_ms=600_000)
+    detector = two_channel_detector()
+    sensors = [f"s{i}" for i in range(8)]
+    readings = [Reading(s, ts, {"a": 0.1, "b": -0.2}) for ts in range(10) for s in sensors]
+    with monitor_thread(settings, detector) as first:
+        wait_for(lambda: first.assigned and first._underway is None, what="the first monitor")
+        losing = LosingProducer(first.clients.producer, settings.scores_topic)
+        first.clients.producer = losing
+        losing.lose.set()
+        kio.produce_readings(readings)
+        windows = len(sensors) * (10 - 4 + 1)
+        wait_for(lambda: first.metrics.totals()["windows"] >= windows, what="the lost scores")
+        losing.lose.clear()
+        with monitor_thread(settings, detector) as second:
+            wait_for(
+                lambda: first.assigned and second.assigned and not first.assigned & second.assigned,
+                what="the group to settle on two members",
+            )
+            expected = {(sensor, ts) for sensor in sensors for ts in range(3, 10)}
+
+            def published() -> set[tuple[str, int]]:
+                scores = [decode_score(r.value) for r in kio.read(settings.scores_topic)]
+                return {(s.sensor_id, s.ts) for s in scores}
+
+            wait_for(lambda: published() >= expected, what="every score published")
+    assert first.metrics.totals()["rewinds"] >= 1
+    assert published() == expected
