@@ -201,6 +201,7 @@ def _throughput(
             )
             monitors.wait_consumed(len(messages), config.phase_timeout_s)
             stats = monitors.stop()
+        committed = topics.committed_readings(settings)
     finally:
         topics.delete_topics(settings)
     read = stats["read"]  # each reading once, however often a replay read it again
@@ -215,8 +216,10 @@ def _throughput(
     result.update(
         monitor_readings_per_s=monitor_rate,
         monitor_windows=stats["windows"],
-        # A rewind scores the replayed windows again (at-least-once).
-        monitor_complete=read == len(messages) and stats["windows"] >= expected_windows,
+        # Every reading's results published and its offset committed (a rewind
+        # scores the windows it replays again: at-least-once).
+        monitor_committed=committed,
+        monitor_complete=committed == len(messages) and stats["windows"] >= expected_windows,
         monitor_rewinds=stats["rewinds"],
         monitor_seconds=stats["seconds"],
         monitor_readings_before_settled=before,
@@ -232,9 +235,12 @@ def _throughput(
     )
     if not result["monitor_complete"]:
         log.warning(
-            "bench: the monitor scored %d of %d windows within %.0f s",
+            "bench: the monitor scored %d of %d windows and committed %d of %d readings "
+            "within %.0f s",
             stats["windows"],
             expected_windows,
+            committed,
+            len(messages),
             config.phase_timeout_s,
         )
 

@@ -52,6 +52,24 @@ def create_topics(settings: Settings) -> None:
         admin.close()
 
 
+def committed_readings(settings: Settings) -> int:
+    """Readings the monitors' group committed (the topic is fresh: offsets from 0).
+
+    At-least-once, an offset is committed only after the results of the readings
+    before it were acknowledged, so this counts the readings whose results are
+    published.
+    """
+    admin = make_admin(settings)
+    try:
+        with kafka_errors(settings, f"reading the offsets of group {settings.group_id}"):
+            offsets = admin.list_group_offsets({settings.group_id: None}).get(settings.group_id, {})
+    finally:
+        admin.close()
+    return sum(
+        max(meta.offset, 0) for tp, meta in offsets.items() if tp.topic == settings.readings_topic
+    )
+
+
 def delete_topics(settings: Settings) -> None:
     """Delete every topic of this run; a failure is only logged (the run's data is disposable)."""
     names = [

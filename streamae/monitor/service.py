@@ -129,7 +129,8 @@ class Monitor:
         self._offsets: dict[TopicPartition, int] = {}
         self._scored_at: list[int] = []
         self._alerts: list[Alert] = []
-        # Where a rewind goes back to: the committed offset of each partition read.
+        # Where a rewind goes back to, per partition read: the offset of the last
+        # checkpoint (handed to the commit), else of the first record polled.
         self._resume: dict[TopicPartition, int] = {}
         self._underway: _Underway | None = None
         # A checkpoint that failed inside poll (the rebalance hook): the next step rewinds.
@@ -160,10 +161,6 @@ class Monitor:
                     self.step()
                 except KafkaUnavailable as exc:
                     self._recover(exc)
-            if self._handover_error is not None:
-                # Stopped right after a rebalance whose checkpoint failed: committing
-                # now would skip what it failed to publish; the next owner replays it.
-                raise self._handover_error
             # Readings held back for reordering are consumed already: score them now.
             if self.settings.reorder_tolerance_ms:
                 self.book.touch_all()
@@ -184,7 +181,8 @@ class Monitor:
     def step(self) -> None:
         """One batch: poll → restore new partitions → sort → process → publish; and, once
         ``checkpoint_interval_ms`` passed since the last one (exactly-once: always), a
-        checkpoint."""
+        checkpoint. Raises the error of a checkpoint that failed inside this poll's
+        rebalance hook (``handover``), for ``run`` to rewind."""
         consumer = self.clients.consumer
         with kafka_errors(self.settings, f"polling {self.settings.readings_topic}"):
             batch = consumer.poll(timeout_ms=self.settings.max_batch_wait_ms)
@@ -192,8 +190,7 @@ class Monitor:
             self._resume.setdefault(tp, part[0].offset)
         if self._handover_error is not None:
             # The rewind seeks back every partition polled, newly assigned ones too.
-            error, self._handover_error = self._handover_error, None
-            raise KafkaUnavailable(f"the checkpoint before a rebalance failed: {error}") from error
+            raise self._handover_error
         if self._to_load:
             self._restore(self._to_load)
         records = [record for part in batch.values() for record in part]
@@ -421,6 +418,7 @@ class Monitor:
         self._scored_at.clear()
         self._alerts.clear()
         self._underway = None
+        self._handover_error = None
         consumer = self.clients.consumer
         with kafka_errors(self.settings, "seeking back to the committed offsets"):
             for tp, offset in list(self._resume.items()):
@@ -443,6 +441,10 @@ class Monitor:
         partitions this member keeps, past what was not made durable).
         """
         if self._failed or not (self._offsets or self.delivery.pending or self._underway):
+            return
+        if self._handover_error is not None:
+            # A second rebalance within the same poll: its checkpoint would commit
+            # past the results the first one failed to publish.
             return
         try:
             self.checkpoint(lambda offsets: self.clients.consumer.commit_async(offsets))
