@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import secrets
@@ -51,21 +52,25 @@ class KafkaTestBroker:
     broker: LocalBroker
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports (held together while chosen, so never the same)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaTestBroker]:
     """A real Kafka broker for the whole session, stopped at its end."""
     password = secrets.token_urlsafe(16)
+    port, controller_port, sasl_port = _free_ports(3)
     broker = LocalBroker(
         tmp_path_factory.mktemp("kafka"),
-        port=_free_port(),
-        controller_port=_free_port(),
-        sasl_port=_free_port(),
+        port=port,
+        controller_port=controller_port,
+        sasl_port=sasl_port,
         sasl_user="streamae-test",
         sasl_password=password,
         start_timeout_s=120.0,

@@ -369,7 +369,8 @@ def _broker(bootstrap_servers: str | None, tmp: Path) -> Iterator[str]:
     if bootstrap_servers:
         yield bootstrap_servers
         return
-    broker = LocalBroker(tmp / "kafka", port=_free_port(), controller_port=_free_port())
+    # The controller port is chosen by the broker, apart from the client port.
+    broker = LocalBroker(tmp / "kafka", port=_free_port())
     log.info("bench: starting a local Kafka broker")
     broker.start()
     try:

@@ -205,8 +205,14 @@ class LocalBroker:
                 "java not found: install a Java 17+ runtime "
                 "(e.g. `apt-get install openjdk-17-jre-headless`)"
             )
-        self.controller_port = self.controller_port or _free_port()
-        for name, port in self._ports().items():
+        self.controller_port = self.controller_port or _free_port(avoid={self.port, self.sasl_port})
+        ports = self._ports()
+        if len(set(ports.values())) < len(ports):
+            raise BrokerError(
+                f"the broker's ports must differ, got {ports}; choose other ones "
+                "(--port, --controller-port, --sasl-port)"
+            )
+        for name, port in ports.items():
             if not _port_free(port):
                 raise BrokerError(
                     f"{name} port {port} on {HOST} is already in use by another process "
@@ -467,10 +473,14 @@ def _port_open(port: int) -> bool:
     return False
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
+def _free_port(avoid: set[int | None] = frozenset()) -> int:
+    """A port nothing listens on now, other than those in ``avoid`` (not bound yet)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind((HOST, 0))
+            port = int(sock.getsockname()[1])
+        if port not in avoid:
+            return port
 
 
 @contextlib.contextmanager

@@ -92,6 +92,13 @@ def test_port_in_use_is_a_clear_error(tmp_path):
     assert not (tmp_path / "kafka.pid").exists()
 
 
+def test_the_same_port_twice_is_a_clear_error(tmp_path):
+    port = _unused_port()
+    with pytest.raises(BrokerError, match="the broker's ports must differ"):
+        LocalBroker(tmp_path, port=port, controller_port=port).start()
+    assert not (tmp_path / "kafka.pid").exists()
+
+
 def test_missing_java_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     with pytest.raises(BrokerError, match="java not found"):

@@ -14,8 +14,10 @@ from kafka.errors import KafkaTimeoutError
 from kafka.future import Future
 
 from streamae.detectors.zscore import ZScoreDetector
+from streamae.exceptions import KafkaUnavailable
 from streamae.messages import Reading, decode_alert, decode_dead_letter, decode_score
 from streamae.monitor.outputs import MAX_DEAD_LETTER_RAW
+from streamae.monitor.service import Monitor
 from streamae.tables import SensorSeries
 
 from .conftest import monitor_thread
@@ -254,5 +256,59 @@ def test_a_checkpoint_failing_before_a_rebalance_replays_and_loses_no_score(moni
                 return {(s.sensor_id, s.ts) for s in scores}
 
             wait_for(lambda: published() >= expected, what="every score published")
+    assert first.metrics.totals()["rewinds"] >= 1
+    assert published() == expected
+
+
+def test_a_member_whose_handover_fails_replays_the_partitions_it_gains_too(monitor_settings, kio):
+    settings = monitor_settings.replace(checkpoint_interval_ms=600_000)
+    detector = two_channel_detector()
+    sensors = [f"s{i}" for i in range(8)]
+    readings = [Reading(s, ts, {"a": 0.1, "b": -0.2}) for ts in range(10) for s in sensors]
+    expected = {(sensor, ts) for sensor in sensors for ts in range(3, 10)}
+
+    def published() -> set[tuple[str, int]]:
+        scores = [decode_score(r.value) for r in kio.read(settings.scores_topic)]
+        return {(s.sensor_id, s.ts) for s in scores}
+
+    second = Monitor(settings, detector, from_beginning=True)
+    stop_second, second_failed = threading.Event(), []
+
+    def run_second() -> None:
+        try:
+            second.run(stop_second)
+        except KafkaUnavailable as exc:
+            second_failed.append(exc)
+
+    with monitor_thread(settings, detector) as first:
+        wait_for(lambda: first.assigned and first._underway is None, what="the first monitor")
+        thread = threading.Thread(target=run_second, name="second monitor", daemon=True)
+        thread.start()
+        wait_for(
+            lambda: first.assigned and second.assigned and not first.assigned & second.assigned,
+            what="the group to settle on two members",
+        )
+        losing = [
+            LosingProducer(m.clients.producer, settings.scores_topic) for m in (first, second)
+        ]
+        first.clients.producer, second.clients.producer = losing
+        for producer in losing:
+            producer.lose.set()
+        kio.produce_readings(readings)
+        windows = len(sensors) * (10 - 4 + 1)
+        wait_for(
+            lambda: (
+                first.metrics.totals()["windows"] + second.metrics.totals()["windows"] >= windows
+            ),
+            what="the lost scores",
+        )
+        losing[0].lose.clear()
+        # The second member cannot publish its last checkpoint either: it stops
+        # without committing, and the first takes over its partitions.
+        stop_second.set()
+        thread.join(60)
+        assert second_failed, "the second monitor's last checkpoint should have failed"
+        wait_for(lambda: published() >= expected, what="every score published")
+        assert len(first.assigned) == settings.readings_partitions
     assert first.metrics.totals()["rewinds"] >= 1
     assert published() == expected
