@@ -11,6 +11,12 @@ the run that opened it (``opened_at``), so its ``alert_id`` — a hash of
 (sensor_id, opened_at, model_version) — is the same on every replay, and a
 subscriber can deduplicate on it.
 
+With ``fade`` > 0, an open alert also counts a window as calm once its score
+is at most ``fade`` × the alert's peak: an anomaly that has faded to that part of
+its peak closes its alert even when the aftermath (a drifted level) keeps the
+scores over the threshold. Scores are squared errors, so 0.25 is half the peak's
+amplitude.
+
 >>> import numpy as np
 >>> t = AlertTracker("pump-7", ("p", "t"), "v1", open_after=2, close_after=1)
 >>> errs = np.array([0.5, 2.0])
@@ -59,6 +65,7 @@ class AlertTracker:
         "rearm",
         "_rearm_left",
         "_last_peak",
+        "fade",
     )
 
     def __init__(
@@ -69,11 +76,14 @@ class AlertTracker:
         open_after: int = 3,
         close_after: int = 10,
         rearm: int = 0,
+        fade: float = 0.0,
     ) -> None:
         if open_after <= 0 or close_after <= 0:
             raise ValueError(f"open_after and close_after must be > 0: {open_after}, {close_after}")
         if rearm < 0:
             raise ValueError(f"rearm must be >= 0 (0: off), got {rearm}")
+        if not 0.0 <= fade < 1.0:
+            raise ValueError(f"fade must be in [0, 1) (0: off), got {fade}")
         self.sensor_id = sensor_id
         self.channels = tuple(channels)
         self.model_version = model_version
@@ -91,6 +101,8 @@ class AlertTracker:
         self.rearm = rearm
         self._rearm_left = 0  # windows left in which the last peak still counts
         self._last_peak = -np.inf  # peak score of the last closed alert
+        #: Part of the peak at or under which an open alert's window counts as calm (0: off).
+        self.fade = fade
 
     def update(
         self, ts_ms: int, score: float, threshold: float, channel_errors: np.ndarray
@@ -99,7 +111,8 @@ class AlertTracker:
         if not self.is_open and self._rearm_left > 0:
             self._rearm_left -= 1
             threshold = max(threshold, self._last_peak)
-        if score > threshold:
+        calm = score <= threshold or (self.is_open and score <= self.fade * self._peak)
+        if not calm:
             if self._over == 0 and not self.is_open:  # a new run: it may become an alert
                 self._run_start = ts_ms
                 self._peak = -np.inf

@@ -69,6 +69,7 @@ DETECTION_SETTINGS = (
     "alert_open_after",
     "alert_close_after",
     "alert_rearm",
+    "alert_fade",
 )
 
 

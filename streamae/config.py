@@ -120,6 +120,10 @@ class Settings:
     alert_close_after: int = 10
     # Windows after an alert closes during which a new one must also beat its peak (0: off)
     alert_rearm: int = 0
+    # An open alert closes once its scores stayed at or under this part of its peak
+    # for alert_close_after windows, even over the threshold (0: off; 0.25 = half
+    # the peak's amplitude, scores being squared errors)
+    alert_fade: float = 0.0
     # Dashboard
     dashboard_address: str = "127.0.0.1"
     dashboard_port: int = 8501
@@ -229,6 +233,10 @@ def _validate(settings: Settings) -> None:
     for name in _NON_NEGATIVE:
         if getattr(settings, name) < 0:
             raise ConfigError(f"setting {name!r} must be >= 0, got {getattr(settings, name)!r}")
+    if not 0.0 <= settings.alert_fade < 1.0:
+        raise ConfigError(
+            f"setting 'alert_fade' must be in [0, 1) (0: off), got {settings.alert_fade!r}"
+        )
     if not 0.0 < settings.threshold_quantile < 1.0:
         raise ConfigError(
             f"setting 'threshold_quantile' must be in (0, 1), got {settings.threshold_quantile!r}"

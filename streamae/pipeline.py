@@ -123,6 +123,7 @@ class _Sensor:
             settings.alert_open_after,
             settings.alert_close_after,
             settings.alert_rearm,
+            settings.alert_fade,
         )
 
 

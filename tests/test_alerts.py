@@ -139,3 +139,43 @@ def test_rearm_state_survives_a_checkpoint_and_old_states_still_load():
 def test_negative_rearm_is_refused():
     with pytest.raises(ValueError, match="rearm"):
         rearming(rearm=-1)
+
+
+def fading(fade: float) -> AlertTracker:
+    return AlertTracker("pump-7", CHANNELS, "model-1", open_after=2, close_after=3, fade=fade)
+
+
+def test_fade_closes_an_alert_whose_scores_fell_to_part_of_its_peak_while_over_the_bar():
+    # Peak 10; then 2 (over the bar of 1, at most 0.25 x 10) for close_after windows.
+    events = run(fading(0.25), [10, 10, 2, 2, 2, 2])
+    assert [(e.state, e.closed_at) for e in events] == [("open", None), ("closed", 40)]
+
+
+def test_fade_keeps_the_alert_open_while_scores_stay_above_that_part_of_the_peak():
+    t = fading(0.25)
+    events = run(t, [10, 10, 3, 3, 3, 3, 2, 2])
+    assert [e.state for e in events] == ["open"]
+    assert t.is_open
+
+
+def test_a_window_over_the_faded_level_restarts_the_count():
+    events = run(fading(0.25), [10, 10, 2, 2, 3, 2, 2, 2])
+    assert [(e.state, e.closed_at) for e in events] == [("open", None), ("closed", 70)]
+
+
+def test_fade_zero_keeps_an_alert_open_while_scores_are_over_the_bar():
+    t = fading(0.0)
+    assert [e.state for e in run(t, [10, 10, 2, 2, 2, 2])] == ["open"]
+    assert t.is_open
+
+
+def test_fade_does_not_open_what_the_bar_would_not():
+    # Not open: the fade has no say, every window over the bar counts.
+    events = run(fading(0.25), [2, 2])
+    assert [e.state for e in events] == ["open"]
+
+
+@pytest.mark.parametrize("fade", [-0.1, 1.0, 2.0])
+def test_a_fade_outside_0_1_is_refused(fade):
+    with pytest.raises(ValueError, match="fade must be in"):
+        fading(fade)

@@ -236,3 +236,30 @@ def test_autoencoder_batches_give_exactly_the_results_of_one_reading_at_a_time(a
     assert one.alerts  # the bursts are found
     assert batched.scores == one.scores
     assert batched.alerts == one.alerts
+
+
+def test_alert_fade_closes_an_alert_once_a_burst_faded_into_a_lasting_shift():
+    # A +8 burst (scores ~65) that leaves the level shifted by +3 (scores ~10, over the bar).
+    rng = np.random.default_rng(0)
+    readings = []
+    for step in range(600):
+        values = rng.standard_normal(len(CHANNELS)) + (8.0 if 300 <= step < 340 else 0.0)
+        values += 3.0 if step >= 340 else 0.0
+        readings.append(
+            Reading("s", 1_000 * step, dict(zip(CHANNELS, values.tolist(), strict=True)))
+        )
+
+    def alerts(fade: float) -> list[tuple]:
+        pipeline = Pipeline(settings(alert_fade=fade, alert_rearm=1000), detector())
+        return [(a.state, a.opened_at, a.closed_at) for a in pipeline.process(readings).alerts]
+
+    # Without the fade the shifted level keeps it open until noise dips under the bar.
+    assert alerts(0.0) == [("open", 300_000, None), ("closed", 300_000, 476_000)]
+    # With it, 3 windows (alert_close_after) after the 2-reading tail left the burst;
+    # the re-arm keeps the shifted level from opening another.
+    assert alerts(0.25) == [("open", 300_000, None), ("closed", 300_000, 343_000)]
+
+
+def test_alert_fade_outside_0_1_is_a_clear_setting_error():
+    with pytest.raises(ConfigError, match="alert_fade"):
+        settings(alert_fade=1.0)
