@@ -1,4 +1,4 @@
-"""The alert lifecycle of one sensor: open after k windows over, close after m below.
+"""The alert lifecycle of one sensor: open after k windows over, close after m calm ones.
 
 An alert opens when ``open_after`` consecutive windows are over the threshold
 and closes after ``close_after`` consecutive windows below it; each alert gives
@@ -11,11 +11,13 @@ the run that opened it (``opened_at``), so its ``alert_id`` — a hash of
 (sensor_id, opened_at, model_version) — is the same on every replay, and a
 subscriber can deduplicate on it.
 
-With ``fade`` > 0, an open alert also counts a window as calm once its score
-is at most ``fade`` × the alert's peak: an anomaly that has faded to that part of
-its peak closes its alert even when the aftermath (a drifted level) keeps the
-scores over the threshold. Scores are squared errors, so 0.25 is half the peak's
-amplitude.
+With ``fade`` > 0 (which needs ``rearm`` > 0), an open alert also counts a
+window as calm once its score is at most ``fade`` × the alert's peak: an anomaly
+that has faded to that part of its peak closes its alert even when the aftermath
+(a drifted level) keeps the scores over the threshold. Scores are mean squared
+errors, so 0.25 is half the peak's root-mean-square error. The re-arm keeps the
+faded level from opening another alert at once; a level still over the threshold
+once ``rearm`` windows passed opens a new alert (with that level as its peak).
 
 >>> import numpy as np
 >>> t = AlertTracker("pump-7", ("p", "t"), "v1", open_after=2, close_after=1)
@@ -84,6 +86,10 @@ class AlertTracker:
             raise ValueError(f"rearm must be >= 0 (0: off), got {rearm}")
         if not 0.0 <= fade < 1.0:
             raise ValueError(f"fade must be in [0, 1) (0: off), got {fade}")
+        if fade and not rearm:
+            raise ValueError(
+                "fade needs rearm > 0: without it the level an alert faded to re-opens it at once"
+            )
         self.sensor_id = sensor_id
         self.channels = tuple(channels)
         self.model_version = model_version
@@ -111,7 +117,8 @@ class AlertTracker:
         if not self.is_open and self._rearm_left > 0:
             self._rearm_left -= 1
             threshold = max(threshold, self._last_peak)
-        calm = score <= threshold or (self.is_open and score <= self.fade * self._peak)
+        faded = self.fade > 0 and self.is_open and score <= self.fade * self._peak
+        calm = score <= threshold or faded
         if not calm:
             if self._over == 0 and not self.is_open:  # a new run: it may become an alert
                 self._run_start = ts_ms

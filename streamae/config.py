@@ -121,8 +121,8 @@ class Settings:
     # Windows after an alert closes during which a new one must also beat its peak (0: off)
     alert_rearm: int = 0
     # An open alert closes once its scores stayed at or under this part of its peak
-    # for alert_close_after windows, even over the threshold (0: off; 0.25 = half
-    # the peak's amplitude, scores being squared errors)
+    # for alert_close_after windows, even over the threshold (0: off; needs
+    # alert_rearm > 0; 0.25 = half the peak's root-mean-square error)
     alert_fade: float = 0.0
     # Dashboard
     dashboard_address: str = "127.0.0.1"
@@ -236,6 +236,11 @@ def _validate(settings: Settings) -> None:
     if not 0.0 <= settings.alert_fade < 1.0:
         raise ConfigError(
             f"setting 'alert_fade' must be in [0, 1) (0: off), got {settings.alert_fade!r}"
+        )
+    if settings.alert_fade and not settings.alert_rearm:
+        raise ConfigError(
+            f"setting 'alert_fade' ({settings.alert_fade:g}) needs 'alert_rearm' > 0: without "
+            "it the level an alert faded to re-opens it at once"
         )
     if not 0.0 < settings.threshold_quantile < 1.0:
         raise ConfigError(

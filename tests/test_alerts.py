@@ -141,8 +141,10 @@ def test_negative_rearm_is_refused():
         rearming(rearm=-1)
 
 
-def fading(fade: float) -> AlertTracker:
-    return AlertTracker("pump-7", CHANNELS, "model-1", open_after=2, close_after=3, fade=fade)
+def fading(fade: float, close_after: int = 3, rearm: int = 100) -> AlertTracker:
+    return AlertTracker(
+        "pump-7", CHANNELS, "model-1", open_after=2, close_after=close_after, rearm=rearm, fade=fade
+    )
 
 
 def test_fade_closes_an_alert_whose_scores_fell_to_part_of_its_peak_while_over_the_bar():
@@ -169,10 +171,29 @@ def test_fade_zero_keeps_an_alert_open_while_scores_are_over_the_bar():
     assert t.is_open
 
 
-def test_fade_does_not_open_what_the_bar_would_not():
-    # Not open: the fade has no say, every window over the bar counts.
-    events = run(fading(0.25), [2, 2])
-    assert [e.state for e in events] == ["open"]
+def test_a_score_at_exactly_the_faded_level_is_calm():
+    events = run(fading(0.25), [10, 10, 2.5, 2.5, 2.5])
+    assert [(e.state, e.closed_at) for e in events] == [("open", None), ("closed", 40)]
+
+
+def test_after_an_alert_closed_the_fade_has_no_say_in_opening_the_next():
+    # The first alert's peak (100) no longer counts once it closed: 20 is over the bar.
+    t = fading(0.25, close_after=1, rearm=1)
+    events = run(t, [100, 100, 0.5, 0.5, 20, 20, 20])
+    assert [(e.state, e.opened_at) for e in events] == [("open", 0), ("closed", 0), ("open", 40)]
+
+
+def test_each_alert_fades_from_its_own_peak():
+    # Second alert: peak 8, so 3 (> 0.25 x 8) keeps it open, however high the first peak was.
+    t = fading(0.25, rearm=2)
+    events = run(t, [100, 100, 0, 0, 0, 0, 0, 8, 8, 3, 3, 3, 3])
+    assert [(e.state, e.opened_at) for e in events] == [("open", 0), ("closed", 0), ("open", 70)]
+    assert t.is_open
+
+
+def test_fade_without_rearm_is_refused():
+    with pytest.raises(ValueError, match="fade needs rearm"):
+        fading(0.25, rearm=0)
 
 
 @pytest.mark.parametrize("fade", [-0.1, 1.0, 2.0])

@@ -260,6 +260,8 @@ def test_alert_fade_closes_an_alert_once_a_burst_faded_into_a_lasting_shift():
     assert alerts(0.25) == [("open", 300_000, None), ("closed", 300_000, 343_000)]
 
 
-def test_alert_fade_outside_0_1_is_a_clear_setting_error():
+def test_alert_fade_outside_0_1_or_without_rearm_is_a_clear_setting_error():
     with pytest.raises(ConfigError, match="alert_fade"):
-        settings(alert_fade=1.0)
+        settings(alert_fade=1.0, alert_rearm=10)
+    with pytest.raises(ConfigError, match="needs 'alert_rearm' > 0"):
+        settings(alert_fade=0.25)
