@@ -13,7 +13,6 @@ import ipaddress
 import logging
 import math
 import os
-import socket
 import tempfile
 import time
 import uuid
@@ -31,7 +30,7 @@ from streamae.bench import data, memory, model, topics
 from streamae.bench.monitor import MonitorGroup
 from streamae.config import Settings
 from streamae.exceptions import ConfigError, StreamaeError
-from streamae.kafka.broker import LocalBroker
+from streamae.kafka.broker import LocalBroker, free_port
 from streamae.messages import decode_reading
 
 log = logging.getLogger(__name__)
@@ -370,7 +369,7 @@ def _broker(bootstrap_servers: str | None, tmp: Path) -> Iterator[str]:
         yield bootstrap_servers
         return
     # The controller port is chosen by the broker, apart from the client port.
-    broker = LocalBroker(tmp / "kafka", port=_free_port())
+    broker = LocalBroker(tmp / "kafka", port=free_port())
     log.info("bench: starting a local Kafka broker")
     broker.start()
     try:
@@ -393,9 +392,3 @@ def _check_local(bootstrap_servers: str) -> None:
                 "is not a loopback address (use 127.0.0.1:PORT, or leave --bootstrap-servers "
                 "out to start a broker of its own)"
             )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

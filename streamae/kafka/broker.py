@@ -205,7 +205,7 @@ class LocalBroker:
                 "java not found: install a Java 17+ runtime "
                 "(e.g. `apt-get install openjdk-17-jre-headless`)"
             )
-        self.controller_port = self.controller_port or _free_port(avoid={self.port, self.sasl_port})
+        self.controller_port = self.controller_port or free_port(avoid={self.port, self.sasl_port})
         ports = self._ports()
         if len(set(ports.values())) < len(ports):
             raise BrokerError(
@@ -473,7 +473,7 @@ def _port_open(port: int) -> bool:
     return False
 
 
-def _free_port(avoid: set[int | None] = frozenset()) -> int:
+def free_port(avoid: set[int | None] = frozenset()) -> int:
     """A port nothing listens on now, other than those in ``avoid`` (not bound yet)."""
     while True:
         with socket.socket() as sock:

@@ -186,8 +186,11 @@ class Monitor:
         consumer = self.clients.consumer
         with kafka_errors(self.settings, f"polling {self.settings.readings_topic}"):
             batch = consumer.poll(timeout_ms=self.settings.max_batch_wait_ms)
+        read_to = self.read_to
         for tp, part in batch.items():
             self._resume.setdefault(tp, part[0].offset)
+            self._offsets[tp] = end = part[-1].offset + 1
+            read_to[tp.partition] = max(read_to.get(tp.partition, 0), end)
         if self._handover_error is not None:
             # The rewind seeks back every partition polled, newly assigned ones too.
             raise self._handover_error
@@ -195,10 +198,6 @@ class Monitor:
             self._restore(self._to_load)
         records = [record for part in batch.values() for record in part]
         if records:
-            read_to = self.read_to
-            for tp, part in batch.items():
-                self._offsets[tp] = end = part[-1].offset + 1
-                read_to[tp.partition] = max(read_to.get(tp.partition, 0), end)
             self._process(records)
             self.metrics.readings.inc(len(records))
             self.metrics.batch_size.observe(len(records))
