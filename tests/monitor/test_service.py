@@ -229,6 +229,37 @@ class LosingProducer:
         return getattr(self._producer, name)
 
 
+class GainingConsumer:
+    """``monitor``'s consumer, except that once ``armed``, a poll whose rebalance
+    checkpoint failed returns only with records of the partitions the monitor
+    gained in it: kafka-python can return them in the same call as the rebalance,
+    and this makes that certain (it polls on, as a longer poll timeout would)."""
+
+    def __init__(self, monitor: Monitor) -> None:
+        self._monitor = monitor
+        self._consumer = monitor.clients.consumer
+        self.armed = threading.Event()
+        #: The gained partitions whose records came back with the failed checkpoint.
+        self.merged: set = set()
+
+    def poll(self, timeout_ms: int = 0):
+        before = set(self._consumer.assignment())
+        batch = {tp: list(records) for tp, records in self._consumer.poll(timeout_ms).items()}
+        deadline = time.monotonic() + 30
+        while self.armed.is_set() and self._monitor._handover_error is not None:
+            gained = (set(self._consumer.assignment()) - before) & set(batch)
+            if gained:
+                self.merged |= gained
+                break
+            assert time.monotonic() < deadline, "no records of gained partitions came"
+            for tp, records in self._consumer.poll(200).items():
+                batch.setdefault(tp, []).extend(records)
+        return batch
+
+    def __getattr__(self, name: str):
+        return getattr(self._consumer, name)
+
+
 def test_a_checkpoint_failing_before_a_rebalance_replays_and_loses_no_score(monitor_settings, kio):
     # No periodic checkpoint: only the one before the rebalance could save the batch.
     settings = monitor_settings.replace(checkpoint_interval_ms=600_000)
@@ -303,6 +334,12 @@ def test_a_member_whose_handover_fails_replays_the_partitions_it_gains_too(monit
             what="the lost scores",
         )
         losing[0].lose.clear()
+        # The first member's checkpoint in the coming rebalance fails (its earlier
+        # scores were lost), and that same poll brings records of the partitions it
+        # gains: they must be read again too, not skipped.
+        gaining = GainingConsumer(first)
+        first.clients.consumer = gaining
+        gaining.armed.set()
         # The second member cannot publish its last checkpoint either: it stops
         # without committing, and the first takes over its partitions.
         stop_second.set()
@@ -310,5 +347,6 @@ def test_a_member_whose_handover_fails_replays_the_partitions_it_gains_too(monit
         assert second_failed, "the second monitor's last checkpoint should have failed"
         wait_for(lambda: published() >= expected, what="every score published")
         assert len(first.assigned) == settings.readings_partitions
+        assert gaining.merged, "no poll brought a failed handover and gained records together"
     assert first.metrics.totals()["rewinds"] >= 1
     assert published() == expected
