@@ -9,7 +9,8 @@ has one row per input row::
     timestamp, score, threshold, anomaly_score, is_anomaly, err_<channel>..., [label], [sensor_id]
 
 ``score``/``threshold``/``err_*`` are empty where no window ended (training rows,
-the first ``W - 1`` rows without priming, rows skipped by the stride);
+the first ``W - 1`` rows without priming, rows skipped by the stride, rows with a
+missing value: those are left out of the windows, like readings the monitor refuses);
 ``anomaly_score = score / (score + threshold)`` in 0..1 (0 where there is no
 score); ``is_anomaly`` is 1 while an alert is open (0 in the training rows).
 
@@ -134,7 +135,13 @@ def detect_series(
         [s.slice(max(0, n - width), n) for s, n in zip(series, train_rows, strict=True)]
     )
     rejected = pipeline.prime(primer)
-    test = _readings([s.slice(n) for s, n in zip(series, train_rows, strict=True)])
+    tests = [s.slice(n) for s, n in zip(series, train_rows, strict=True)]
+    for one in tests:
+        if missing := int((~np.isfinite(one.values).all(axis=1)).sum()):
+            log.warning(
+                "%s: %d row(s) with a missing value, skipped unscored", one.sensor_id, missing
+            )
+    test = _readings(tests)
     scores, alerts = [], []
     for start in range(0, len(test), chunk):
         out = pipeline.process(test[start : start + chunk])
@@ -367,17 +374,25 @@ def _columns(options: DetectOptions) -> list[str] | None:
 
 
 def _readings(series: Sequence[SensorSeries]) -> list[Reading]:
-    """The rows of all ``series`` as readings, merged in time order like a live stream."""
+    """The rows of all ``series`` as readings, merged in time order like a live stream.
+
+    A row with a missing (or non-finite) value is a gap, as a reading the monitor
+    refuses would be: it is left out, and its output row carries the alert state on.
+    """
     readings: list[Reading] = []
     stamps: list[np.ndarray] = []
     for one in series:
-        labels = one.labels.tolist() if one.labels is not None else [None] * len(one)
+        complete = np.isfinite(one.values).all(axis=1)
+        labels = one.labels[complete].tolist() if one.labels is not None else None
+        ts_ms, values = one.ts_ms[complete], one.values[complete]
         channels = one.channels
         readings += [
             Reading(one.sensor_id, ts, dict(zip(channels, row, strict=True)), label)
-            for ts, row, label in zip(one.ts_ms.tolist(), one.values.tolist(), labels, strict=True)
+            for ts, row, label in zip(
+                ts_ms.tolist(), values.tolist(), labels or [None] * len(ts_ms), strict=True
+            )
         ]
-        stamps.append(one.ts_ms)
+        stamps.append(ts_ms)
     if len(series) <= 1:
         return readings
     order = np.argsort(np.concatenate(stamps), kind="stable")

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -250,8 +251,14 @@ class Pipeline:
             sensor = sensors.get(reading.sensor_id)
             detector = sensor.detector if sensor else self.registry.for_sensor(reading.sensor_id)
             row = _row(reading.values, detector.channels)
-            if row is None:
-                rejected.append((index, _mismatch(reading.values, detector.channels)))
+            if row is None or not all(map(math.isfinite, reading.values.values())):
+                # A NaN would poison the sensor's next W windows (and open an alert).
+                reason = (
+                    _mismatch(reading.values, detector.channels)
+                    if row is None
+                    else _not_finite(reading.values)
+                )
+                rejected.append((index, reason))
                 counts["rejected"] += 1
                 continue
             if sensor is None:
@@ -331,6 +338,11 @@ def _row(values: dict[str, float], channels: tuple[str, ...]) -> np.ndarray | No
         return np.array([values[c] for c in channels], dtype=np.float64)
     except KeyError:
         return None
+
+
+def _not_finite(values: dict[str, float]) -> str:
+    names = ", ".join(sorted(c for c, v in values.items() if not math.isfinite(v)))
+    return f"channel(s) {names}: not a finite number"
 
 
 def _mismatch(values: dict[str, float], channels: tuple[str, ...]) -> str:

@@ -144,6 +144,19 @@ def test_stride_leaves_rows_between_windows_unscored_but_keeps_the_alert_state(t
     assert flags.sum() > 0
 
 
+def test_a_missing_value_is_a_gap_that_scores_nothing_and_opens_no_alert(tmp_path):
+    source = write_csv(tmp_path / "pump.csv", bursts=())
+    frame = pd.read_csv(source)
+    frame.loc[700, "pressure"] = None
+    frame.to_csv(source, index=False)
+    out = tmp_path / "out.csv"
+    assert detect(source, "--out", out, "--train-rows", TRAIN, "--window", WINDOW) == 0
+    result = pd.read_csv(out)
+    assert len(result) == 1500
+    assert result["score"].iloc[TRAIN:].isna().tolist() == [i == 700 for i in range(TRAIN, 1500)]
+    assert result["is_anomaly"].sum() == 0
+
+
 def test_a_sensor_id_column_splits_the_file_and_is_written_back(tmp_path):
     a = pd.read_csv(write_csv(tmp_path / "a.csv", rows=600, seed=1))
     b = pd.read_csv(write_csv(tmp_path / "b.csv", rows=600, seed=2, bursts=()))

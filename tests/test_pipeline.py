@@ -133,6 +133,24 @@ def test_channel_mismatch_is_rejected_and_the_other_readings_are_still_scored():
     assert len(out.scores) == 2 * (12 - 7)
 
 
+def test_a_reading_with_a_non_finite_value_is_rejected_and_leaves_the_window_clean():
+    readings = stream(sensors=1, length=40, bursts=())
+    readings[20] = Reading(
+        "sensor-0", readings[20].ts_ms, {"pressure": float("nan"), "temperature": 0.0}
+    )
+    readings[30] = Reading(
+        "sensor-0", readings[30].ts_ms, {"pressure": 0.0, "temperature": float("inf")}
+    )
+    out = Pipeline(settings(), detector()).process(readings)
+    assert out.rejected == [
+        (20, "channel(s) pressure: not a finite number"),
+        (30, "channel(s) temperature: not a finite number"),
+    ]
+    assert len(out.scores) == 40 - 2 - 7
+    assert all(np.isfinite(s.score) for s in out.scores)
+    assert not out.alerts
+
+
 def test_routes_pick_the_detector_by_sensor_pattern_first_match_wins():
     default = detector()
     pumps = detector(window=4)
