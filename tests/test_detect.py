@@ -147,7 +147,7 @@ def test_stride_leaves_rows_between_windows_unscored_but_keeps_the_alert_state(t
 def test_a_missing_value_is_a_gap_that_scores_nothing_and_opens_no_alert(tmp_path):
     source = write_csv(tmp_path / "pump.csv", bursts=())
     frame = pd.read_csv(source)
-    frame.loc[700, "pressure"] = None
+    frame.loc[[100, 700], "pressure"] = None  # one in the training rows, one scored
     frame.to_csv(source, index=False)
     out = tmp_path / "out.csv"
     assert detect(source, "--out", out, "--train-rows", TRAIN, "--window", WINDOW) == 0

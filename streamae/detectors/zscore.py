@@ -60,7 +60,10 @@ class ZScoreDetector(Detector):
     def fit(
         cls, series_list: Sequence[SensorSeries], window_size: int, tail: int | None = None
     ) -> ZScoreDetector:
-        """Fit per-channel mean/std on all rows; normal scores from every training window."""
+        """Fit per-channel mean/std on all rows; normal scores from every training window.
+
+        Missing (non-finite) values are ignored, and so are the windows holding one.
+        """
         if not series_list:
             raise InputError("no training series given")
         channels = series_list[0].channels
@@ -78,10 +81,13 @@ class ZScoreDetector(Detector):
                 f"the longest training series has {longest}"
             )
         values = np.concatenate([s.values for s in series_list])
-        mean, std = values.mean(axis=0), values.std(axis=0)
+        values = np.where(np.isfinite(values), values, np.nan)
+        if np.isnan(values).all(axis=0).any():
+            raise InputError("a channel has no finite training values; drop it with --columns")
+        mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
         detector = cls(channels, window_size, mean, std, np.empty(0), tail)
-        scores = [detector._score_series(s.values) for s in usable]
-        detector.normal_scores = np.concatenate(scores)
+        scores = np.concatenate([detector._score_series(s.values) for s in usable])
+        detector.normal_scores = scores[np.isfinite(scores)]
         return detector
 
     def score(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
