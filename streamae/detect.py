@@ -25,6 +25,7 @@ import logging
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,17 +132,17 @@ def detect_series(
     train_rows = list(train_rows) if train_rows is not None else [0] * len(series)
     pipeline = Pipeline(settings, detector)
     width = detector.window_size - 1
-    primer = _readings(
+    primer, gaps = _readings(
         [s.slice(max(0, n - width), n) for s, n in zip(series, train_rows, strict=True)]
     )
     rejected = pipeline.prime(primer)
-    tests = [s.slice(n) for s, n in zip(series, train_rows, strict=True)]
-    for one in tests:
-        if missing := int((~np.isfinite(one.values).all(axis=1)).sum()):
-            log.warning(
-                "%s: %d row(s) with a missing value, skipped unscored", one.sensor_id, missing
-            )
-    test = _readings(tests)
+    test, test_gaps = _readings([s.slice(n) for s, n in zip(series, train_rows, strict=True)])
+    for sensor_id, count in (gaps + test_gaps).items():
+        log.warning(
+            "%s: %d row(s) with a missing value left out of the windows (no score there)",
+            sensor_id,
+            count,
+        )
     scores, alerts = [], []
     for start in range(0, len(test), chunk):
         out = pipeline.process(test[start : start + chunk])
@@ -373,16 +374,19 @@ def _columns(options: DetectOptions) -> list[str] | None:
     return list(options.columns) if options.columns else None
 
 
-def _readings(series: Sequence[SensorSeries]) -> list[Reading]:
-    """The rows of all ``series`` as readings, merged in time order like a live stream.
+def _readings(series: Sequence[SensorSeries]) -> tuple[list[Reading], Counter[str]]:
+    """The rows of all ``series`` as readings, merged in time order like a live stream,
+    and how many rows each sensor had with a missing value.
 
     A row with a missing (or non-finite) value is a gap, as a reading the monitor
     refuses would be: it is left out, and its output row carries the alert state on.
     """
     readings: list[Reading] = []
     stamps: list[np.ndarray] = []
+    gaps: Counter[str] = Counter()
     for one in series:
         complete = np.isfinite(one.values).all(axis=1)
+        gaps[one.sensor_id] += len(one) - int(complete.sum())
         labels = one.labels[complete].tolist() if one.labels is not None else None
         ts_ms, values = one.ts_ms[complete], one.values[complete]
         channels = one.channels
@@ -393,10 +397,11 @@ def _readings(series: Sequence[SensorSeries]) -> list[Reading]:
             )
         ]
         stamps.append(ts_ms)
+    gaps = +gaps  # only the sensors with gaps
     if len(series) <= 1:
-        return readings
+        return readings, gaps
     order = np.argsort(np.concatenate(stamps), kind="stable")
-    return [readings[i] for i in order]
+    return [readings[i] for i in order], gaps
 
 
 def _frame(
@@ -409,8 +414,11 @@ def _frame(
     errors = np.full((n, len(channels)), np.nan)
     flag = np.full(n, -1, dtype=np.int8)  # -1: no window ended here
     if scores:
-        # The first row with the window's end ts: a later duplicate was dropped, unscored.
-        rows = np.searchsorted(series.ts_ms, [s.ts for s in scores], side="left")
+        # The first complete row with the window's end ts (rows with a missing value
+        # never entered a window; a later duplicate was dropped, unscored).
+        complete = np.flatnonzero(np.isfinite(series.values).all(axis=1))
+        at = np.searchsorted(series.ts_ms[complete], [s.ts for s in scores], side="left")
+        rows = complete[at]
         score[rows] = [s.score for s in scores]
         threshold[rows] = [s.threshold for s in scores]
         errors[rows] = [[s.channel_errors[c] for c in channels] for s in scores]

@@ -157,6 +157,18 @@ def test_a_missing_value_is_a_gap_that_scores_nothing_and_opens_no_alert(tmp_pat
     assert result["is_anomaly"].sum() == 0
 
 
+def test_after_a_missing_value_a_row_with_the_same_timestamp_gets_its_score(tmp_path):
+    source = write_csv(tmp_path / "pump.csv", bursts=())
+    frame = pd.read_csv(source)
+    frame.loc[701, "timestamp"] = frame.loc[700, "timestamp"]
+    frame.loc[700, "pressure"] = None
+    frame.to_csv(source, index=False)
+    out = tmp_path / "out.csv"
+    assert detect(source, "--out", out, "--train-rows", TRAIN, "--window", WINDOW) == 0
+    scored = pd.read_csv(out)["score"].notna()
+    assert scored.iloc[699:703].tolist() == [True, False, True, True]
+
+
 def test_a_sensor_id_column_splits_the_file_and_is_written_back(tmp_path):
     a = pd.read_csv(write_csv(tmp_path / "a.csv", rows=600, seed=1))
     b = pd.read_csv(write_csv(tmp_path / "b.csv", rows=600, seed=2, bursts=()))
