@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 import streamae
-from streamae.detectors.base import Detector
+from streamae.detectors.base import Detector, finite_training_values
 from streamae.detectors.conv import ConvAutoencoder
 from streamae.detectors.lstm import LSTMAutoencoder
 from streamae.exceptions import ModelError
@@ -108,9 +108,7 @@ class Scaler:
     @classmethod
     def fit(cls, values: np.ndarray) -> Scaler:
         """Fit on ``values`` ``[N, C]``; non-finite entries are ignored."""
-        values = np.where(np.isfinite(values), values, np.nan)
-        if np.isnan(values).all(axis=0).any():
-            raise ModelError("a channel has no finite training values; drop it with --columns")
+        values = finite_training_values(values)
         center = np.nanmedian(values, axis=0)
         low, high = np.nanpercentile(values, [TRIM_PERCENT, 100.0 - TRIM_PERCENT], axis=0)
         inside = np.where((values >= low) & (values <= high), values, np.nan)

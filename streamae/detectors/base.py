@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from streamae.exceptions import InputError
+
 
 class Detector(ABC):
     """Scores windows of ``window_size`` readings over ``channels``."""
@@ -32,3 +34,14 @@ class Detector(ABC):
         Returns ``(scores [B], channel_errors [B, C])`` as float64, where
         ``scores == channel_errors.mean(axis=1)``.
         """
+
+
+def finite_training_values(values: np.ndarray) -> np.ndarray:
+    """``values`` ``[N, C]`` with every non-finite entry as NaN (to be ignored when fitting).
+
+    Raises ``InputError`` if a channel has no finite value at all.
+    """
+    values = np.where(np.isfinite(values), values, np.nan)
+    if np.isnan(values).all(axis=0).any():
+        raise InputError("a channel has no finite training values; drop it with --columns")
+    return values

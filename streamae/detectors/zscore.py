@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from streamae.detectors.base import Detector
+from streamae.detectors.base import Detector, finite_training_values
 from streamae.exceptions import InputError, ModelError
 from streamae.tables import SensorSeries
 
@@ -80,10 +80,7 @@ class ZScoreDetector(Detector):
                 f"training needs at least {window_size} rows (one window) for one sensor; "
                 f"the longest training series has {longest}"
             )
-        values = np.concatenate([s.values for s in series_list])
-        values = np.where(np.isfinite(values), values, np.nan)
-        if np.isnan(values).all(axis=0).any():
-            raise InputError("a channel has no finite training values; drop it with --columns")
+        values = finite_training_values(np.concatenate([s.values for s in series_list]))
         mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
         detector = cls(channels, window_size, mean, std, np.empty(0), tail)
         scores = np.concatenate([detector._score_series(s.values) for s in usable])
