@@ -92,8 +92,7 @@ def content_hash(detector: AutoencoderDetector) -> str:
 def save(detector: AutoencoderDetector, folder: str | Path) -> Path:
     """Write ``detector`` into ``folder`` (created if needed); returns the folder."""
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise ArtifactError(f"cannot save the model: {folder} is a file, not a folder")
+    check_target(folder)
     doc = document(detector)
     blob = weights(detector)
     digest = _hash(doc, blob)
@@ -108,6 +107,17 @@ def save(detector: AutoencoderDetector, folder: str | Path) -> Path:
     except OSError as exc:
         raise ArtifactError(f"cannot write the model to {folder}: {exc.strerror or exc}") from exc
     return folder
+
+
+def check_target(folder: Path) -> None:
+    """Refuse a folder ``save`` must not write into (checked before training, too)."""
+    if folder.exists() and not folder.is_dir():
+        raise ArtifactError(f"cannot save the model: {folder} is a file, not a folder")
+    if folder.is_dir() and not (folder / META_FILE).exists() and any(folder.iterdir()):
+        raise ArtifactError(
+            f"cannot save the model into {folder}: it holds other files and no model; "
+            "choose a new or empty folder (a model folder is replaced by the new model)"
+        )
 
 
 def load(folder: str | Path, device: str = "auto") -> AutoencoderDetector:

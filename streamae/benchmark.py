@@ -224,7 +224,15 @@ def run_benchmark(
         training=tuple(sorted(overrides.get("training", {}).items())),
     )
     files, skipped = select_files(data_root, label_source)
-    model = model_config(resolved, options)
+    where = f"{overrides.get('file', 'overrides')}: [training]"
+    try:
+        model = model_config(resolved, options)
+    except ConfigError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    except TypeError as exc:
+        raise InputError(
+            f"{where}: a value of the wrong type ({exc}); are numbers quoted?"
+        ) from None
     log.info("benchmark %s: %d file(s) under %s", protocol.name, len(files), data_root)
 
     with tempfile.TemporaryDirectory(prefix=f"streamae-{protocol.name}-") as scratch:
@@ -306,6 +314,10 @@ def load_overrides(path: str | Path | None, protocol: Protocol) -> dict[str, Any
     wrong = sorted(set(document.get("settings", {})) - known)
     if wrong:
         raise InputError(f"{path}: [settings] has unknown setting(s) {', '.join(wrong)}")
+    try:  # each value on its own, so the error names this file
+        Settings.load({}, **document.get("settings", {}))
+    except ConfigError as exc:
+        raise InputError(f"{path}: [settings]: {exc}") from None
     fixed = sorted({"window", "device"} & set(document.get("training", {})))
     if fixed:
         raise InputError(

@@ -9,6 +9,7 @@ they never show in a repr, a log line or a traceback.
 """
 
 import dataclasses
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -222,6 +223,11 @@ _NON_NEGATIVE = {
 
 
 def _validate(settings: Settings) -> None:
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"setting {field.name!r} must be a finite number, got {value!r}")
+    _check_bootstrap(settings.bootstrap_servers)
     for name, allowed in _CHOICES.items():
         value = getattr(settings, name)
         if value not in allowed:
@@ -250,6 +256,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"setting 'dashboard_port' must be a TCP port, got {settings.dashboard_port}"
         )
+    if settings.metrics_port > 65535:
+        raise ConfigError(
+            f"setting 'metrics_port' must be a TCP port (or 0: off), got {settings.metrics_port}"
+        )
     if settings.instance_id and not _INSTANCE_ID.fullmatch(settings.instance_id):
         raise ConfigError(
             f"setting 'instance_id' is {settings.instance_id!r}; use 1 to 200 letters, digits, "
@@ -260,3 +270,16 @@ def _validate(settings: Settings) -> None:
             f"setting 'stride' ({settings.stride}) must not exceed 'window_size' "
             f"({settings.window_size})"
         )
+
+
+def _check_bootstrap(servers: str) -> None:
+    """Each of the comma-separated servers is ``host`` or ``host:port`` (Kafka's default 9092)."""
+    for server in servers.split(","):
+        host, colon, port = server.strip().rpartition(":")
+        if not colon:
+            host, port = server.strip(), "9092"
+        if not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(
+                f"setting 'bootstrap_servers' is {servers!r}: {server.strip()!r} is not "
+                "HOST:PORT (e.g. 127.0.0.1:9092; several: comma-separated)"
+            )

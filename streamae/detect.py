@@ -154,6 +154,12 @@ def detect_series(
     alerts += out.alerts
     if rejected:
         raise InputError(rejected[0][1])
+    if repeats := pipeline.counts["duplicate"] + pipeline.counts["late"]:
+        log.warning(
+            "%d row(s) repeat the timestamp of an earlier row of their sensor: only the "
+            "first row with each timestamp is scored",
+            repeats,
+        )
     frames = []
     by_sensor: dict[str, list] = {}
     for score in scores:

@@ -7,7 +7,8 @@ The column rules shared by ``replay``, ``train`` and ``detect``:
   none of them is ever an input channel;
 - a ``sensor_id`` column, when present, names each row's sensor (one file may hold
   many sensors); otherwise the sensor is named after the file (or ``sensor_id=``);
-- every other numeric column is a channel; ``columns=`` picks a subset in order;
+- every other numeric column is a channel; ``columns=`` picks a subset in order
+  (a text column is not a channel, but numbers with a non-number cell are an error);
 - the CSV separator (``,`` or ``;``) is detected.
 """
 
@@ -107,17 +108,26 @@ def read_series(
                 f"value columns here are {', '.join(map(repr, map(str, candidates)))}"
             )
         channels = list(columns)
+        _refuse_text(frame, channels, path)
     else:
+        # A text column (a unit, a status) is not a channel; one with numbers in it is
+        # a channel with a typo, which must not silently vanish from the model.
         channels = [c for c in candidates if pd.api.types.is_numeric_dtype(frame[c])]
+        _refuse_text(
+            frame, [c for c in candidates if c not in channels], path, only_if_numbers=True
+        )
         if not channels:
-            raise InputError(f"{path}: no numeric value column besides the timestamp and labels")
+            raise InputError(
+                f"{path}: no numeric value column besides the timestamp and labels "
+                f"(columns: {', '.join(map(repr, map(str, frame.columns)))})"
+            )
     try:
         values = frame[channels].to_numpy(dtype=np.float64)
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:  # e.g. a date column picked as a channel
         raise InputError(f"{path}: value columns must be numeric ({exc})") from None
     labels = None
     if label_col is not None:
-        labels = frame[label_col].fillna(0).to_numpy().astype(np.int8)
+        labels = _labels(frame[label_col], path)
     if SENSOR_COLUMN in frame.columns:
         sensor_ids = frame[SENSOR_COLUMN].astype(str).to_numpy()
     else:
@@ -139,8 +149,45 @@ def read_series(
     return out
 
 
+def _refuse_text(
+    frame: pd.DataFrame, names: list, path: Path, *, only_if_numbers: bool = False
+) -> None:
+    """An error naming the first cell of ``names`` that is not a number (empty is missing).
+
+    With ``only_if_numbers``, a column without any number (a text column) passes.
+    """
+    for name in names:
+        column = frame[name]
+        numbers = pd.to_numeric(column, errors="coerce")
+        bad = numbers.isna().to_numpy() & column.notna().to_numpy()
+        if not bad.any() or (only_if_numbers and numbers.isna().all()):
+            continue
+        row = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            f"{path}: row {row + 2}, column {str(name)!r}: {str(column.iloc[row])!r} is not a number; "
+            "fix the cell (an empty cell is a missing value), or pick the value columns "
+            "with --columns"
+        )
+
+
+def _labels(column: pd.Series, path: Path) -> np.ndarray:
+    """The 0/1 labels of ``column`` (empty: 0), or an error naming the first other value."""
+    numbers = pd.to_numeric(column, errors="coerce")
+    bad = ~(numbers.isin([0, 1]).to_numpy() | column.isna().to_numpy())
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            f"{path}: row {row + 2}, label column {str(column.name)!r}: {str(column.iloc[row])!r} "
+            "is not 0 or 1 (1 marks an anomaly)"
+        )
+    return numbers.fillna(0).to_numpy().astype(np.int8)
+
+
 def _timestamps(column: pd.Series, path: Path, name: object) -> np.ndarray:
     if pd.api.types.is_numeric_dtype(column):
+        if column.isna().any():
+            row = int(np.flatnonzero(column.isna().to_numpy())[0])
+            raise InputError(f"{path}: row {row + 2}: empty timestamp in {name!r}")
         return column.to_numpy(dtype=np.int64)
     try:
         parsed = pd.to_datetime(column, utc=True, format="mixed")

@@ -102,3 +102,12 @@ def test_fewer_readings_per_sensor_than_the_window_is_refused() -> None:
     assert done.returncode == 2
     assert "10 per sensor" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_unreachable_broker_is_reported_before_the_model_phases() -> None:
+    done = bench("--quick", "--bootstrap-servers", "127.0.0.1:1", timeout=120)
+
+    assert done.returncode == 2
+    assert "127.0.0.1:1 is not reachable" in done.stderr
+    assert "bench: training" not in done.stderr  # the first phase's progress line
+    assert "Traceback" not in done.stderr

@@ -224,8 +224,9 @@ def test_one_skab_file_of_the_shared_data(shared_data, tmp_path):
 def test_unknown_training_option_is_refused_before_any_work(nab_corpus, tmp_path):
     path = tmp_path / "training.toml"
     path.write_text('detector = "conv"\n[training]\nlayerz = 2\n')
-    with pytest.raises(ConfigError, match="unknown training option"):
+    with pytest.raises(InputError, match="unknown training option") as raised:
         run_benchmark("nab", nab_corpus, overrides_file=path, progress=False)
+    assert str(path) in str(raised.value)  # the error names the file to fix
 
 
 @pytest.mark.parametrize("arch", ["conv", "lstm"])

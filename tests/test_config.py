@@ -44,6 +44,12 @@ def test_bad_environment_value_names_the_variable():
         ("security_protocol", "TLS", "choose one of"),
         ("threshold_quantile", 1.5, r"in \(0, 1\)"),
         ("stride", 100, "must not exceed"),
+        ("threshold_k", "nan", "must be a finite number"),
+        ("threshold_margin", float("inf"), "must be a finite number"),
+        ("metrics_port", 70000, "must be a TCP port"),
+        ("bootstrap_servers", "localhost:abc", "'localhost:abc' is not HOST:PORT"),
+        ("bootstrap_servers", "a:9092,b:70000", "'b:70000' is not HOST:PORT"),
+        ("bootstrap_servers", "", "is not HOST:PORT"),
     ],
 )
 def test_invalid_values_are_refused(name, value, message):
@@ -76,3 +82,8 @@ def test_replace_validates_too():
     assert settings.replace(window_size="8").window_size == 8
     with pytest.raises(ConfigError):
         settings.replace(window_size=-1)
+
+
+@pytest.mark.parametrize("servers", ["a:1,b:2", "kafka", "[::1]:9092"])
+def test_well_formed_bootstrap_servers_are_accepted(servers):
+    assert Settings.load(env={}, bootstrap_servers=servers).bootstrap_servers == servers

@@ -169,6 +169,25 @@ def test_after_a_missing_value_a_row_with_the_same_timestamp_gets_its_score(tmp_
     assert scored.iloc[699:703].tolist() == [True, False, True, True]
 
 
+def test_rows_repeating_a_timestamp_are_counted_in_a_warning_and_left_unscored(tmp_path, caplog):
+    source = write_csv(tmp_path / "pump.csv", bursts=())
+    frame = pd.read_csv(source)
+    frame.loc[[701, 702, 900], "timestamp"] = frame.loc[[700, 700, 899], "timestamp"].to_numpy()
+    frame.to_csv(source, index=False)
+    out = tmp_path / "out.csv"
+    assert detect(source, "--out", out, "--train-rows", TRAIN, "--window", WINDOW) == 0
+    scored = pd.read_csv(out)["score"].notna()
+    assert scored.iloc[[700, 701, 702, 703, 899, 900]].tolist() == [
+        True,
+        False,
+        False,
+        True,
+        True,
+        False,
+    ]
+    assert "3 row(s) repeat the timestamp of an earlier row" in caplog.text
+
+
 def test_a_sensor_id_column_splits_the_file_and_is_written_back(tmp_path):
     a = pd.read_csv(write_csv(tmp_path / "a.csv", rows=600, seed=1))
     b = pd.read_csv(write_csv(tmp_path / "b.csv", rows=600, seed=2, bursts=()))

@@ -92,3 +92,29 @@ def test_reads_shared_nab_and_skab_files(shared_data):
     assert nab.channels == ("value",) and nab.labels is None and len(nab) > 10_000
     [skab] = read_series(shared_data / "SKAB/data/valve1/0.csv")
     assert len(skab.channels) == 8 and skab.labels is not None and skab.labels.any()
+
+
+def test_a_typo_in_a_numeric_column_is_an_error_naming_the_cell(tmp_path):
+    path = write(tmp_path / "rig.csv", "ts,a,b\n1000,1,2\n2000,2,abc\n3000,3,4\n")
+    with pytest.raises(InputError, match=r"row 3, column 'b': 'abc' is not a number"):
+        read_series(path)
+
+
+def test_a_text_column_is_not_a_channel(tmp_path):
+    path = write(tmp_path / "rig.csv", "ts,a,unit\n1000,1,kPa\n2000,2,kPa\n")
+    [series] = read_series(path)
+    assert series.channels == ("a",)
+
+
+# The empty label (0) makes pandas read the column as floats: 3 shows as 3.0.
+@pytest.mark.parametrize(("cell", "shown"), [("yes", "'yes'"), ("3", "'3.0'")])
+def test_a_label_other_than_0_or_1_is_an_error_naming_the_cell(tmp_path, cell, shown):
+    path = write(tmp_path / "rig.csv", f"ts,a,label\n1000,1,0\n2000,2,{cell}\n3000,3,\n")
+    with pytest.raises(InputError, match=f"row 3, label column 'label': {shown} is not 0 or 1"):
+        read_series(path)
+
+
+def test_an_empty_epoch_timestamp_is_an_error_naming_the_row(tmp_path):
+    path = write(tmp_path / "rig.csv", "ts,a\n1000,1\n,2\n3000,3\n")
+    with pytest.raises(InputError, match="row 3: empty timestamp in 'ts'"):
+        read_series(path)

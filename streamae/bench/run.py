@@ -31,6 +31,7 @@ from streamae.bench.monitor import MonitorGroup
 from streamae.config import Settings
 from streamae.exceptions import ConfigError, StreamaeError
 from streamae.kafka.broker import LocalBroker, free_port
+from streamae.kafka.clients import wait_until_reachable
 from streamae.messages import decode_reading
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,8 @@ def run_bench(
     config.check()
     if bootstrap_servers:
         _check_local(bootstrap_servers)
+        # Before minutes of model phases, not after them.
+        wait_until_reachable(Settings.load(bootstrap_servers=bootstrap_servers), timeout_s=10.0)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     cores = max(1, cores or 1)
     torch.set_num_threads(cores)

@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 
 from streamae.benchmark import DETECTORS, PROTOCOLS, run_benchmark
-from streamae.cli.options import positive_int
+from streamae.cli.options import positive_int, report_path, write_report
 from streamae.detect import failed_summary
-from streamae.exceptions import ConfigError, InputError
+from streamae.exceptions import InputError
 
 EPILOG = """\
 protocols:
@@ -83,6 +83,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    report_path(args.out, "--out")
     report = run_benchmark(
         args.name,
         data=args.data,
@@ -118,10 +119,7 @@ def run(args: argparse.Namespace) -> int:
         + (f", load average {load[0]:.1f} at the start" if load else "")
     )
     if args.out is not None:
-        try:
-            args.out.write_text(report.to_json() + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"--out {args.out}: cannot write the report: {exc}") from None
+        write_report(args.out, report.to_json(), "--out")
         print(f"wrote {args.out}")
     failure = failed_summary(report.files)
     if failure:

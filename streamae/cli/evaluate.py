@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from streamae.cli.options import report_path, write_report
 from streamae.evaluation import evaluate_folder
-from streamae.exceptions import ConfigError
 
 EPILOG = """\
 figures:
@@ -56,6 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    report_path(args.json, "--json")
     report = evaluate_folder(args.detections, args.data, args.labels, progress=True)
     print(f"labels: {report.labels}")
     if args.per_file:
@@ -63,9 +64,6 @@ def run(args: argparse.Namespace) -> int:
         print()
     print(report.table())
     if args.json is not None:
-        try:
-            args.json.write_text(report.to_json() + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"--json {args.json}: cannot write the report: {exc}") from None
+        write_report(args.json, report.to_json(), "--json")
         print(f"wrote {args.json}")
     return 0

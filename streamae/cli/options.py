@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 from typing import Any
 
 from streamae.config import Settings
+from streamae.exceptions import ConfigError
 
 
 def positive_int(text: str) -> int:
@@ -51,3 +54,39 @@ def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
     names = {"bootstrap_servers", "group_id", "model_path", "window_size", "stride", "device"}
     given = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     return Settings.load(**given, **extra)
+
+
+def report_path(path: Path | None, option: str) -> Path | None:
+    """Check where a JSON report goes before the work that makes it.
+
+    A new file (its folder is created) or an earlier JSON report; anything else
+    that exists there, a data file above all, is never overwritten.
+    """
+    if path is None:
+        return None
+    if path.is_dir():
+        raise ConfigError(f"{option} {path}: is a folder; give a file, e.g. {path / 'report.json'}")
+    if path.exists():
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            raise ConfigError(
+                f"{option} {path}: exists and is not a JSON report; left as it is "
+                "(choose another file, or remove it)"
+            ) from None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"{option} {path}: cannot create its folder: {exc.strerror or exc}"
+        ) from None
+    return path
+
+
+def write_report(path: Path, text: str, option: str) -> None:
+    try:
+        path.write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"{option} {path}: cannot write the report: {exc.strerror or exc}"
+        ) from None

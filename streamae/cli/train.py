@@ -188,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
         score_tail=args.score_tail,
         device=settings.device,
     )
+    artifact.check_target(Path(args.out))  # before the training, not after it
     files = table_files(args.input)
     series = read_all(files, args.columns, args.max_rows)
     detector = train_detector(series, config, progress=not args.quiet)

@@ -136,6 +136,10 @@ class LocalBroker:
         start_timeout_s: float = 60.0,
     ) -> None:
         self.data_dir = Path(data_dir or default_data_dir()).expanduser().resolve()
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise BrokerError(
+                f"{self.data_dir} is a file, not a folder; give --data-dir the broker's folder"
+            )
         recorded = self.recorded_ports()
         self.port = port or recorded.get("port") or DEFAULT_PORT
         self.controller_port = controller_port or recorded.get("controller_port")

@@ -78,6 +78,17 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path, capsys, extra, message
     assert not (tmp_path / "m").exists()
 
 
+def test_a_folder_with_other_files_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    trainings = []
+    monkeypatch.setattr("streamae.cli.train.train_detector", lambda *a, **k: trainings.append(a))
+    data = write_csv(tmp_path / "normal.csv")
+    args = ["train", "--input", str(data), "--out", str(tmp_path), "--quiet", *FAST]
+    assert main(args) == 2
+    assert "holds other files and no model" in capsys.readouterr().err
+    assert trainings == []  # refused before the training, not after it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["normal.csv"]
+
+
 def test_invalid_option_value_is_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--input", "x.csv", "--out", str(tmp_path), "--latent", "0"])

@@ -290,3 +290,28 @@ def test_evaluate_folder_on_nab_with_a_perfect_and_a_null_detector(nab_root, tmp
         for profile in ("standard", "reward_low_FP_rate", "reward_low_FN_rate"):
             assert total[f"nab_{profile}"] == pytest.approx(expected), (detector, profile)
         assert total["event_recall"] == expected / 100
+
+
+def test_cli_never_writes_its_report_over_a_data_file(nab_like, capsys):
+    det, data, labels = nab_like
+    victim = next(data.rglob("*.csv"))
+    before = victim.read_bytes()
+    code = main(
+        ["evaluate", "--detections", str(det), "--data", str(data), "--labels", str(labels),
+         "--json", str(victim)]
+    )  # fmt: skip
+    assert code == 2
+    assert "exists and is not a JSON report" in capsys.readouterr().err
+    assert victim.read_bytes() == before
+
+
+def test_cli_replaces_an_earlier_report_and_creates_a_missing_folder(nab_like, tmp_path):
+    det, data, labels = nab_like
+    args = ["evaluate", "--detections", str(det), "--data", str(data), "--labels", str(labels)]
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text('{"total": {}}\n')
+    nested = tmp_path / "reports" / "today" / "r.json"
+    assert main([*args, "--json", str(earlier)]) == 0
+    assert main([*args, "--json", str(nested)]) == 0
+    assert json.loads(earlier.read_text())["total"]["point_tp"] == 3
+    assert json.loads(nested.read_text())["total"]["point_tp"] == 3

@@ -137,3 +137,12 @@ def test_stop_without_a_broker_says_so(tmp_path):
     assert LocalBroker(tmp_path).stop() is False
     result = _streamae("broker", "stop", "--data-dir", str(tmp_path))
     assert result.returncode == 0 and "no Kafka broker is running" in result.stdout
+
+
+def test_a_data_dir_that_is_a_file_is_a_clear_error(tmp_path):
+    not_a_folder = tmp_path / "readings.csv"
+    not_a_folder.write_text("ts,value\n")
+    result = _streamae("broker", "stop", "--data-dir", str(not_a_folder))
+    assert result.returncode == 2
+    assert "is a file, not a folder" in result.stderr and "Traceback" not in result.stderr
+    assert not_a_folder.read_text() == "ts,value\n"
