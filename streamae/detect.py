@@ -299,7 +299,22 @@ def output_paths(source: Path, files: list[Path], out: Path) -> dict[Path, Path]
             raise InputError(
                 f"{target}: the output would overwrite its input; choose another --out"
             )
+        if target.is_file() and not _is_detect_output(target):
+            raise InputError(
+                f"{target}: exists and is not an output of detect; left as it is "
+                "(choose another --out, or remove it)"
+            )
     return targets
+
+
+def _is_detect_output(path: Path) -> bool:
+    """Whether ``path`` is a CSV that ``detect`` wrote (which it may replace)."""
+    try:
+        with path.open("r", encoding="utf-8") as handle:
+            header = handle.readline().strip().split(",")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return {"timestamp", "score", "threshold", "is_anomaly"} <= set(header)
 
 
 def train(series: list[SensorSeries], settings: Settings, options: DetectOptions) -> Detector:

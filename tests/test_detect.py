@@ -188,6 +188,20 @@ def test_rows_repeating_a_timestamp_are_counted_in_a_warning_and_left_unscored(t
     assert "3 row(s) repeat the timestamp of an earlier row" in caplog.text
 
 
+def test_an_existing_file_is_replaced_only_if_detect_wrote_it(tmp_path, capsys):
+    source = write_csv(tmp_path / "pump.csv", bursts=())
+    other = write_csv(tmp_path / "other.csv", rows=600, seed=1)
+    before = other.read_bytes()
+    args = ["--train-rows", TRAIN, "--window", WINDOW]
+    assert detect(source, "--out", other, *args) == 2
+    assert "exists and is not an output of detect" in capsys.readouterr().err
+    assert other.read_bytes() == before
+    out = tmp_path / "out.csv"
+    assert detect(source, "--out", out, *args) == 0
+    assert detect(source, "--out", out, *args) == 0  # its own output: replaced
+    assert len(pd.read_csv(out)) == 1500
+
+
 def test_a_sensor_id_column_splits_the_file_and_is_written_back(tmp_path):
     a = pd.read_csv(write_csv(tmp_path / "a.csv", rows=600, seed=1))
     b = pd.read_csv(write_csv(tmp_path / "b.csv", rows=600, seed=2, bursts=()))
