@@ -14,6 +14,7 @@ The column rules shared by ``replay``, ``train`` and ``detect``:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,10 @@ LABEL_COLUMNS = ("anomaly", "label")
 IGNORED_COLUMNS = ("changepoint",)
 SENSOR_COLUMN = "sensor_id"
 SUFFIXES = (".csv", ".parquet")
+#: Epoch ms before this (1973-03-03) suggest epoch seconds, or no timestamp column at all.
+PLAUSIBLE_EPOCH_MS = 10**11
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -188,7 +193,16 @@ def _timestamps(column: pd.Series, path: Path, name: object) -> np.ndarray:
         if column.isna().any():
             row = int(np.flatnonzero(column.isna().to_numpy())[0])
             raise InputError(f"{path}: row {row + 2}: empty timestamp in {name!r}")
-        return column.to_numpy(dtype=np.int64)
+        stamps = column.to_numpy(dtype=np.int64)
+        if stamps.max() < PLAUSIBLE_EPOCH_MS:
+            log.warning(
+                "%s: the first column %r, read as epoch milliseconds, ends in %s; if it is "
+                "epoch seconds or not a timestamp, make the first column ISO-8601 or epoch ms",
+                path,
+                name,
+                pd.Timestamp(int(stamps.max()), unit="ms").year,
+            )
+        return stamps
     try:
         parsed = pd.to_datetime(column, utc=True, format="mixed")
     except (ValueError, TypeError) as exc:

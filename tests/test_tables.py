@@ -118,3 +118,12 @@ def test_an_empty_epoch_timestamp_is_an_error_naming_the_row(tmp_path):
     path = write(tmp_path / "rig.csv", "ts,a\n1000,1\n,2\n3000,3\n")
     with pytest.raises(InputError, match="row 3: empty timestamp in 'ts'"):
         read_series(path)
+
+
+def test_a_first_column_that_cannot_be_epoch_ms_is_warned_about(tmp_path, caplog):
+    seconds = write(tmp_path / "seconds.csv", "ts,a\n1767225600,1\n1767225601,2\n")
+    millis = write(tmp_path / "millis.csv", "ts,a\n1767225600000,1\n1767225601000,2\n")
+    read_series(millis)
+    assert "epoch" not in caplog.text
+    read_series(seconds)
+    assert "the first column 'ts', read as epoch milliseconds, ends in 1970" in caplog.text

@@ -177,6 +177,14 @@ def _series_tally(
             f"{where}: {int((~matched).sum())} row(s) have timestamps not in the data file, "
             f"first {stamp}"
         )
+    if len(det_ts) < len(series_ts):
+        log.warning(
+            "%s: the detections have %d of the data's %d rows; the NAB score counts the "
+            "others as not flagged, the point-wise counts leave them out",
+            where,
+            len(det_ts),
+            len(series_ts),
+        )
     windows = labels.row_windows(key, series_ts, series_rows)
     truth = np.zeros(len(series_ts), dtype=np.int8)
     for first, last in windows:

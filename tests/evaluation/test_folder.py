@@ -315,3 +315,11 @@ def test_cli_replaces_an_earlier_report_and_creates_a_missing_folder(nab_like, t
     assert main([*args, "--json", str(nested)]) == 0
     assert json.loads(earlier.read_text())["total"]["point_tp"] == 3
     assert json.loads(nested.read_text())["total"]["point_tp"] == 3
+
+
+def test_detections_with_fewer_rows_than_the_data_are_reported(nab_like, caplog):
+    det, data, labels = nab_like
+    write_detections(det / "catB/two.csv", 25, [0], {})  # 25 of the data's 40 rows
+    evaluate_folder(det, data, labels)
+    assert "catB/two.csv: the detections have 25 of the data's 40 rows" in caplog.text
+    assert "one.csv: the detections have" not in caplog.text
