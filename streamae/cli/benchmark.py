@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from streamae.benchmark import DETECTORS, PROTOCOLS, run_benchmark
-from streamae.cli.options import positive_int, report_path, write_report
+from streamae.cli.options import HelpFormatter, positive_int, report_path, write_report
 from streamae.detect import failed_summary
 from streamae.exceptions import InputError
 
@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "settings and model configuration used, per-file and total metrics and wall time."
         ),
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("name", choices=sorted(PROTOCOLS), help="which benchmark protocol to run")
     parser.add_argument(

@@ -6,16 +6,27 @@ import argparse
 import sys
 from pathlib import Path
 
-from streamae.cli.options import fraction, positive_int, settings_from
+from streamae.cli.options import HelpFormatter, fraction, positive_int, settings_from
 from streamae.detect import DETECTORS, DetectOptions, detect_path, failed_summary
 from streamae.exceptions import ConfigError, InputError
 
 ARCHITECTURES = ("lstm", "conv")  # kept here so --help does not import torch
 
 
+EPILOG = """\
+examples:
+  streamae detect run.csv --out run-scored.csv --train-fraction 0.15   # NAB's protocol
+  streamae detect runs/ --out scored/ --train-rows 400                # a folder, SKAB's
+  streamae detect run.csv --out run-scored.csv --model models/pump
+  streamae detect run.csv --out run-scored.csv --train-file normal.csv --detector zscore
+"""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "detect",
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
         help="detect anomalies in a data file or folder (offline, same pipeline as monitor)",
         description=(
             "Train on the first rows of each file (or on a normal file, or use a saved model), "

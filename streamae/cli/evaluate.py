@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from streamae.cli.options import report_path, write_report
+from streamae.cli.options import HelpFormatter, report_path, write_report
 from streamae.evaluation import evaluate_folder
 
 EPILOG = """\
@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "labels, per file, per category (first folder) and in total."
         ),
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--detections", required=True, type=Path, metavar="DIR", help="folder of detect outputs"

@@ -6,13 +6,23 @@ import argparse
 import signal
 import threading
 
-from streamae.cli.options import add_kafka_options, positive_float, settings_from
+from streamae.cli.options import HelpFormatter, add_kafka_options, positive_float, settings_from
 from streamae.messages import Alert, format_ts
+
+EPILOG = """\
+examples:
+  streamae monitor --model models/pump --print-alerts
+  streamae monitor --model models/pump --group plant-a --instance-id monitor-1
+  STREAMAE_BOOTSTRAP_SERVERS=kafka:9092 streamae monitor --model models/plant \
+      --model-map 'pump-*=models/pump'     # pumps get their own model
+"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "monitor",
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
         help="score the readings topic live and publish scores and alerts",
         description=(
             "Join a consumer group on the readings topic, score every sensor's sliding "

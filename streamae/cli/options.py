@@ -11,6 +11,15 @@ from streamae.config import Settings
 from streamae.exceptions import ConfigError
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Wraps one-paragraph texts (descriptions) to the terminal; keeps laid-out ones (epilogs)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)

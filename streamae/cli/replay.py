@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import itertools
 
-from streamae.cli.options import add_kafka_options, positive_int, settings_from
+from streamae.cli.options import HelpFormatter, add_kafka_options, positive_int, settings_from
 from streamae.cli.simulate import progress_bar
 from streamae.replay import ReadingSender, load_recording
 
@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "by side, each from its first row; the readings keep their recorded timestamps."
         ),
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("path", metavar="FILE_OR_DIR", help="a .csv/.parquet file or a folder")
     parser.add_argument(

@@ -9,6 +9,7 @@ import time
 from tqdm import tqdm
 
 from streamae.cli.options import (
+    HelpFormatter,
     add_kafka_options,
     fraction,
     positive_float,
@@ -74,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "options (and --seed) give the same readings."
         ),
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--sensors", type=positive_int, default=10, metavar="N", help="default 10")
     parser.add_argument(

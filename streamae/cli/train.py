@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from streamae import artifact
-from streamae.cli.options import fraction, positive_float, positive_int, settings_from
+from streamae.cli.options import (
+    HelpFormatter,
+    fraction,
+    positive_float,
+    positive_int,
+    settings_from,
+)
 from streamae.detectors.autoencoder import ARCHITECTURES, DEVICES, AutoencoderDetector
 from streamae.tables import SensorSeries, read_series, table_files
 from streamae.training import DEFAULT_HIDDEN, TrainConfig, train_detector
@@ -38,9 +44,19 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+EPILOG = """\
+examples:
+  streamae train --input normal.csv --out models/pump
+  streamae train --input normal/ --out models/plant --arch conv --window 32 --epochs 30
+  streamae train --input valve1/0.csv --max-rows 400 --out models/valve   # SKAB: first 400 rows
+"""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
         help="train an autoencoder on normal data and save the model",
         description=(
             "Train an autoencoder on normal sensor data (CSV or Parquet files) and save it "
