@@ -123,10 +123,13 @@ def check_target(folder: Path) -> None:
 def load(folder: str | Path, device: str = "auto") -> AutoencoderDetector:
     """Read and verify the model in ``folder``; scoring runs on ``device``."""
     folder = Path(folder)
-    if not folder.is_dir():
-        what = "is not a folder" if folder.exists() else "does not exist"
+    if folder.exists() and not folder.is_dir():
         raise ArtifactError(
-            f"model folder {folder} {what}; train one with `streamae train --out {folder}`"
+            f"model folder {folder} is a file; give the folder `streamae train --out` wrote"
+        )
+    if not folder.is_dir():
+        raise ArtifactError(
+            f"model folder {folder} does not exist; train one with `streamae train --out {folder}`"
         )
     meta_path, weights_path = folder / META_FILE, folder / WEIGHTS_FILE
     for path in (meta_path, weights_path):

@@ -145,6 +145,9 @@ def test_artifact_holds_no_pickle(trained, tmp_path, monkeypatch):
 def test_missing_or_broken_artifacts_are_refused_clearly(trained, tmp_path):
     with pytest.raises(ArtifactError, match="does not exist; train one"):
         artifact.load(tmp_path / "nowhere")
+    (tmp_path / "data.csv").write_text("ts,value\n")
+    with pytest.raises(ArtifactError, match="is a file; give the folder `streamae train --out`"):
+        artifact.load(tmp_path / "data.csv")
     folder = artifact.save(trained, tmp_path / "m")
     (folder / "model.safetensors").unlink()
     with pytest.raises(ArtifactError, match="model.safetensors is missing"):

@@ -85,7 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     pin_openmp()
     args = build_parser(argv).parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        # --quiet (where a command has it) keeps warnings and errors only.
+        level=logging.DEBUG
+        if args.verbose
+        else logging.WARNING
+        if getattr(args, "quiet", False)
+        else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

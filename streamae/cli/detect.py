@@ -91,7 +91,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--jobs", type=positive_int, default=2, metavar="N", help="files in parallel (default 2)"
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bar, progress messages or summary"
+    )
     parser.set_defaults(run=run)
 
 

@@ -181,7 +181,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="use only the first N rows of each sensor (e.g. SKAB: 400)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or progress messages")
     parser.set_defaults(run=run)
 
 

@@ -224,6 +224,12 @@ def kafka_errors(settings: Settings, action: str) -> Iterator[None]:
     except kerr.KafkaConfigurationError as exc:
         raise ConfigError(f"invalid Kafka client configuration while {action}: {exc}") from exc
     except (kerr.KafkaError, OSError) as exc:
+        if isinstance(exc, kerr.BrokerResponseError) and not exc.retriable:
+            # The broker answered: reachable, but it refused this request.
+            raise KafkaUnavailable(
+                f"Kafka at {settings.bootstrap_servers} refused the request while {action}: "
+                f"{type(exc).__name__} ({exc})"
+            ) from exc
         if _bootstrap_failed(exc) and _tcp_reachable(settings.bootstrap_servers):
             # Something listens there but the Kafka handshake never completed: with
             # SASL or TLS configured that is how refused credentials look from here.

@@ -5,13 +5,14 @@ from __future__ import annotations
 import socket
 
 import pytest
-from kafka.admin import ConfigResource, ConfigResourceType
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
 from streamae.config import Settings
 from streamae.exceptions import ConfigError, KafkaAuthError, KafkaUnavailable
 from streamae.kafka.clients import (
     client_config,
     ensure_topics,
+    kafka_errors,
     make_admin,
     make_consumer,
     make_producer,
@@ -105,6 +106,20 @@ def test_unreachable_bootstrap_is_kafka_unavailable_with_advice():
     message = str(caught.value)
     assert address in message
     assert "streamae broker start" in message and "STREAMAE_BOOTSTRAP_SERVERS" in message
+
+
+def test_a_request_the_broker_refuses_is_not_reported_as_unreachable(kafka_settings):
+    topic = f"twice-{_unused_port()}"
+    admin = make_admin(kafka_settings)
+    try:
+        admin.create_topics([NewTopic(topic, 1, 1)])
+        with pytest.raises(KafkaUnavailable) as caught, kafka_errors(kafka_settings, "testing"):
+            admin.create_topics([NewTopic(topic, 1, 1)])
+    finally:
+        admin.close()
+    message = str(caught.value)
+    assert "refused the request while testing: TopicAlreadyExistsError" in message
+    assert "not reachable" not in message and "streamae broker start" not in message
 
 
 def test_sasl_with_the_right_password_works(make_kafka_settings):
