@@ -44,6 +44,17 @@ def check_out(out: str | Path) -> None:
             f"{out}: name a .csv or .parquet file, or a folder (ending in '/') for one "
             "file per sensor"
         )
+    # Only an earlier run (whose events file lies beside it) is replaced, never other data.
+    path = Path(out)
+    if is_folder(out):
+        earlier = path.is_dir() and any(path.glob("*.csv")) and not (path / "events.json").exists()
+    else:
+        earlier = path.exists() and not path.with_name(path.stem + ".events.json").exists()
+    if earlier:
+        raise ConfigError(
+            f"{out}: holds data that simulate did not write (no events file beside it); "
+            "left as it is (choose another --out, or remove it)"
+        )
 
 
 def write_run(

@@ -151,3 +151,21 @@ def test_simulate_command_sends_every_reading_at_1000_per_second(kafka_settings)
     assert len(readings) == 3000
     assert {r.sensor_id for r in readings} == {f"sensor-{i:03d}" for i in range(10)}
     assert all(r.label in (0, 1) for r in readings) and any(r.label for r in readings)
+
+
+def test_out_replaces_an_earlier_run_but_never_other_data(tmp_path, capsys):
+    small = ["simulate", "--sensors", "2", "--rate", "20", "--duration", "5"]
+    data = tmp_path / "plant.csv"
+    data.write_text("ts,value\n1,2\n")
+    folder = tmp_path / "recorded"
+    folder.mkdir()
+    (folder / "pump.csv").write_text("ts,value\n1,2\n")
+    assert main([*small, "--out", str(data)]) == 2
+    assert main([*small, "--out", f"{folder}/"]) == 2
+    assert capsys.readouterr().err.count("holds data that simulate did not write") == 2
+    assert data.read_text() == "ts,value\n1,2\n"
+    assert (folder / "pump.csv").read_text() == "ts,value\n1,2\n"
+    run = tmp_path / "run.csv"
+    assert main([*small, "--out", str(run)]) == 0
+    assert main([*small, "--seed", "9", "--out", str(run)]) == 0  # an earlier run: replaced
+    assert run.read_text().count("\n") == 101
