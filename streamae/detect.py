@@ -224,9 +224,11 @@ def detect_path(
     In a folder, a failing file does not stop the others: its report carries the error.
     Files are processed by ``jobs`` worker processes (one torch thread each).
     """
+    # "out/" names a folder even before it exists (Path drops the slash).
+    as_folder = str(out).endswith(("/", os.sep))
     source, out = Path(source), Path(out)
     files = table_files(source)
-    targets = output_paths(source, files, out)
+    targets = output_paths(source, files, out, as_folder=as_folder)
     detector = None
     if options.train_file is not None:
         detector = train(read_series(options.train_file, _columns(options)), settings, options)
@@ -284,13 +286,15 @@ def detect_files(
             return [futures[path].result() for path in files]
 
 
-def output_paths(source: Path, files: list[Path], out: Path) -> dict[Path, Path]:
+def output_paths(
+    source: Path, files: list[Path], out: Path, *, as_folder: bool = False
+) -> dict[Path, Path]:
     """Where each input's output goes: ``out`` mirrors a folder's relative paths, as CSV."""
     if source.is_dir():
         if out.exists() and not out.is_dir():
             raise InputError(f"--out {out} is a file; for a folder of inputs give a folder")
         targets = {p: (out / p.relative_to(source)).with_suffix(".csv") for p in files}
-    elif out.is_dir():
+    elif out.is_dir() or as_folder:
         targets = {files[0]: out / files[0].with_suffix(".csv").name}
     else:
         targets = {files[0]: out}

@@ -202,6 +202,12 @@ def test_an_existing_file_is_replaced_only_if_detect_wrote_it(tmp_path, capsys):
     assert len(pd.read_csv(out)) == 1500
 
 
+def test_an_out_ending_in_a_slash_is_a_new_folder(tmp_path):
+    source = write_csv(tmp_path / "pump.csv", rows=600, bursts=())
+    assert detect(source, "--out", f"{tmp_path / 'scored'}/", "--train-rows", TRAIN) == 0
+    assert len(pd.read_csv(tmp_path / "scored" / "pump.csv")) == 600
+
+
 def test_a_sensor_id_column_splits_the_file_and_is_written_back(tmp_path):
     a = pd.read_csv(write_csv(tmp_path / "a.csv", rows=600, seed=1))
     b = pd.read_csv(write_csv(tmp_path / "b.csv", rows=600, seed=2, bursts=()))
