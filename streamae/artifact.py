@@ -113,7 +113,9 @@ def check_target(folder: Path) -> None:
     """Refuse a folder ``save`` must not write into (checked before training, too)."""
     if folder.exists() and not folder.is_dir():
         raise ArtifactError(f"cannot save the model: {folder} is a file, not a folder")
-    if folder.is_dir() and not (folder / META_FILE).exists() and any(folder.iterdir()):
+    if not folder.is_dir() or {META_FILE, WEIGHTS_FILE} & {p.name for p in folder.iterdir()}:
+        return  # a new folder, or a model (or the half a crash left) to replace
+    if any(not p.name.startswith(".") for p in folder.iterdir()):  # .gitkeep is no data
         raise ArtifactError(
             f"cannot save the model into {folder}: it holds other files and no model; "
             "choose a new or empty folder (a model folder is replaced by the new model)"

@@ -214,7 +214,14 @@ def run_benchmark(
     detector = detector or overrides.get("detector") or DEFAULT_DETECTOR
     if detector not in DETECTORS:
         raise ConfigError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
-    resolved = _settings(overrides.get("settings", {}), settings or {}, env)
+    try:
+        resolved = _settings(overrides.get("settings", {}), settings or {}, env)
+    except ConfigError as exc:
+        if not overrides.get("settings"):
+            raise
+        raise ConfigError(
+            f"{exc} (settings: {overrides['file']} [settings] < STREAMAE_* < options)"
+        ) from None
     kind, arch = DETECTORS[detector]
     options = DetectOptions(
         train_fraction=protocol.train_fraction,
@@ -224,14 +231,14 @@ def run_benchmark(
         training=tuple(sorted(overrides.get("training", {}).items())),
     )
     files, skipped = select_files(data_root, label_source)
-    where = f"{overrides.get('file', 'overrides')}: [training]"
     try:
         model = model_config(resolved, options)
-    except ConfigError as exc:
-        raise InputError(f"{where}: {exc}") from None
-    except TypeError as exc:
-        raise InputError(
-            f"{where}: a value of the wrong type ({exc}); are numbers quoted?"
+    except (ConfigError, TypeError) as exc:
+        if not overrides.get("training"):
+            raise
+        hint = "; is a number quoted?" if isinstance(exc, TypeError) else ""
+        raise ConfigError(
+            f"{exc} (training options: {overrides['file']} [training]{hint})"
         ) from None
     log.info("benchmark %s: %d file(s) under %s", protocol.name, len(files), data_root)
 
@@ -314,10 +321,6 @@ def load_overrides(path: str | Path | None, protocol: Protocol) -> dict[str, Any
     wrong = sorted(set(document.get("settings", {})) - known)
     if wrong:
         raise InputError(f"{path}: [settings] has unknown setting(s) {', '.join(wrong)}")
-    try:  # each value on its own, so the error names this file
-        Settings.load({}, **document.get("settings", {}))
-    except ConfigError as exc:
-        raise InputError(f"{path}: [settings]: {exc}") from None
     fixed = sorted({"window", "device"} & set(document.get("training", {})))
     if fixed:
         raise InputError(

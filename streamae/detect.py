@@ -154,10 +154,12 @@ def detect_series(
     alerts += out.alerts
     if rejected:
         raise InputError(rejected[0][1])
-    if repeats := pipeline.counts["duplicate"] + pipeline.counts["late"]:
+    # Rows are in time order per sensor, so nothing is late; repeats are duplicates.
+    if repeats := pipeline.counts["duplicate"]:
         log.warning(
-            "%d row(s) repeat the timestamp of an earlier row of their sensor: only the "
+            "%s: %d row(s) repeat the timestamp of an earlier row of their sensor: only the "
             "first row with each timestamp is scored",
+            series[0].source,
             repeats,
         )
     frames = []
@@ -200,7 +202,7 @@ def detect_file(
         result.frame[SENSOR_COLUMN] = np.concatenate(
             [np.full(len(s), s.sensor_id, dtype=object) for s in series]
         )
-    _write_csv(result.frame, out_path)
+    _write_table(result.frame, out_path)
     return FileReport(
         source=path,
         output=out_path,
@@ -312,13 +314,16 @@ def output_paths(
 
 
 def _is_detect_output(path: Path) -> bool:
-    """Whether ``path`` is a CSV that ``detect`` wrote (which it may replace)."""
+    """Whether ``path`` is a table that ``detect`` wrote (which it may replace)."""
     try:
-        with path.open("r", encoding="utf-8") as handle:
-            header = handle.readline().strip().split(",")
-    except (OSError, UnicodeDecodeError):
+        if path.suffix.lower() == ".parquet":
+            columns = list(read_frame(path).columns)
+        else:
+            with path.open("r", encoding="utf-8") as handle:
+                columns = handle.readline().strip().split(",")
+    except (OSError, UnicodeDecodeError, InputError):
         return False
-    return {"timestamp", "score", "threshold", "is_anomaly"} <= set(header)
+    return {"timestamp", "score", "threshold", "is_anomaly"} <= set(columns)
 
 
 def train(series: list[SensorSeries], settings: Settings, options: DetectOptions) -> Detector:
@@ -483,12 +488,16 @@ def _has_sensor_column(path: Path) -> bool:
     return SENSOR_COLUMN in [name.strip().strip('"') for name in header.split(sep)]
 
 
-def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+def _write_table(frame: pd.DataFrame, path: Path) -> None:
+    """CSV, or Parquet when ``path`` ends in .parquet."""
     # Write beside the target and rename, so a crash never leaves half a file.
     partial = path.with_name(f".{path.name}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(partial, index=False)
+        if path.suffix.lower() == ".parquet":
+            frame.to_parquet(partial, index=False)
+        else:
+            frame.to_csv(partial, index=False)
         os.replace(partial, path)
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc

@@ -8,7 +8,8 @@ The column rules shared by ``replay``, ``train`` and ``detect``:
 - a ``sensor_id`` column, when present, names each row's sensor (one file may hold
   many sensors); otherwise the sensor is named after the file (or ``sensor_id=``);
 - every other numeric column is a channel; ``columns=`` picks a subset in order
-  (a text column is not a channel, but numbers with a non-number cell are an error);
+  (a text column is not a channel, but a column of mostly numbers with a
+  non-number cell is an error naming the cell);
 - the CSV separator (``,`` or ``;``) is detected.
 """
 
@@ -113,23 +114,18 @@ def read_series(
                 f"value columns here are {', '.join(map(repr, map(str, candidates)))}"
             )
         channels = list(columns)
-        _refuse_text(frame, channels, path)
+        hint = "or leave the column out of --columns"
     else:
-        # A text column (a unit, a status) is not a channel; one with numbers in it is
-        # a channel with a typo, which must not silently vanish from the model.
-        channels = [c for c in candidates if pd.api.types.is_numeric_dtype(frame[c])]
-        _refuse_text(
-            frame, [c for c in candidates if c not in channels], path, only_if_numbers=True
-        )
+        # A text column (a unit, a status) is not a channel; a column of numbers with
+        # a few other cells is a channel with typos, which must not vanish from the model.
+        channels = [c for c in candidates if _mostly_numbers(frame[c])]
+        hint = "or pick the value columns with --columns"
         if not channels:
             raise InputError(
                 f"{path}: no numeric value column besides the timestamp and labels "
                 f"(columns: {', '.join(map(repr, map(str, frame.columns)))})"
             )
-    try:
-        values = frame[channels].to_numpy(dtype=np.float64)
-    except (TypeError, ValueError) as exc:  # e.g. a date column picked as a channel
-        raise InputError(f"{path}: value columns must be numeric ({exc})") from None
+    values = np.column_stack([_numbers(frame[c], path, hint) for c in channels])
     labels = None
     if label_col is not None:
         labels = _labels(frame[label_col], path)
@@ -154,25 +150,33 @@ def read_series(
     return out
 
 
-def _refuse_text(
-    frame: pd.DataFrame, names: list, path: Path, *, only_if_numbers: bool = False
-) -> None:
-    """An error naming the first cell of ``names`` that is not a number (empty is missing).
+def _mostly_numbers(column: pd.Series) -> bool:
+    if pd.api.types.is_numeric_dtype(column):
+        return True
+    filled = column.dropna()
+    return len(filled) > 0 and pd.to_numeric(filled, errors="coerce").notna().mean() > 0.5
 
-    With ``only_if_numbers``, a column without any number (a text column) passes.
-    """
-    for name in names:
-        column = frame[name]
-        numbers = pd.to_numeric(column, errors="coerce")
-        bad = numbers.isna().to_numpy() & column.notna().to_numpy()
-        if not bad.any() or (only_if_numbers and numbers.isna().all()):
-            continue
+
+def _numbers(column: pd.Series, path: Path, hint: str) -> np.ndarray:
+    """``column`` as float64, or an error naming its first cell that is not a number."""
+    numbers = pd.to_numeric(column, errors="coerce")
+    bad = numbers.isna().to_numpy() & column.notna().to_numpy()
+    if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise InputError(
-            f"{path}: row {row + 2}, column {str(name)!r}: {str(column.iloc[row])!r} is not a number; "
-            "fix the cell (an empty cell is a missing value), or pick the value columns "
-            "with --columns"
+            f"{path}: {_row(path, row)}, column {str(column.name)!r}: "
+            f"{str(column.iloc[row])!r} is not a number; fix the cell (an empty cell is a "
+            f"missing value), {hint}"
         )
+    try:
+        return numbers.to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as exc:  # e.g. a date column picked as a channel
+        raise InputError(f"{path}: column {str(column.name)!r} must be numeric ({exc})") from None
+
+
+def _row(path: Path, index: int) -> str:
+    """How a user finds row ``index`` (0-based, header excluded) in the file."""
+    return f"row {index + 1}" if path.suffix.lower() == ".parquet" else f"row {index + 2}"
 
 
 def _labels(column: pd.Series, path: Path) -> np.ndarray:
@@ -182,8 +186,8 @@ def _labels(column: pd.Series, path: Path) -> np.ndarray:
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise InputError(
-            f"{path}: row {row + 2}, label column {str(column.name)!r}: {str(column.iloc[row])!r} "
-            "is not 0 or 1 (1 marks an anomaly)"
+            f"{path}: {_row(path, row)}, label column {str(column.name)!r}: "
+            f"{str(column.iloc[row])!r} is not 0 or 1 (1 marks an anomaly)"
         )
     return numbers.fillna(0).to_numpy().astype(np.int8)
 
@@ -192,7 +196,7 @@ def _timestamps(column: pd.Series, path: Path, name: object) -> np.ndarray:
     if pd.api.types.is_numeric_dtype(column):
         if column.isna().any():
             row = int(np.flatnonzero(column.isna().to_numpy())[0])
-            raise InputError(f"{path}: row {row + 2}: empty timestamp in {name!r}")
+            raise InputError(f"{path}: {_row(path, row)}: empty timestamp in {name!r}")
         stamps = column.to_numpy(dtype=np.int64)
         if stamps.max() < PLAUSIBLE_EPOCH_MS:
             log.warning(
@@ -211,5 +215,5 @@ def _timestamps(column: pd.Series, path: Path, name: object) -> np.ndarray:
         ) from None
     if parsed.isna().any():
         row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
-        raise InputError(f"{path}: row {row + 2}: empty or unreadable timestamp in {name!r}")
+        raise InputError(f"{path}: {_row(path, row)}: empty or unreadable timestamp in {name!r}")
     return parsed.dt.as_unit("ms").astype("int64").to_numpy()

@@ -197,3 +197,20 @@ def test_check_compatible_refuses_other_channels_or_window(trained):
         artifact.check_compatible(trained, ["p"], 16)
     with pytest.raises(ArtifactError, match="windows of 16 readings; the window size here is 32"):
         artifact.check_compatible(trained, ["p", "q"], 32)
+
+
+def test_save_refuses_only_folders_that_hold_other_data(trained, tmp_path):
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / ".gitkeep").write_text("")
+    half = tmp_path / "half"  # a crash between the two files left the weights only
+    half.mkdir()
+    (half / "model.safetensors").write_bytes(b"old")
+    for folder in (kept, half):
+        artifact.load(artifact.save(trained, folder))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "plant.csv").write_text("ts,value\n")
+    with pytest.raises(ArtifactError, match="holds other files and no model"):
+        artifact.save(trained, data)
+    assert [p.name for p in data.iterdir()] == ["plant.csv"]

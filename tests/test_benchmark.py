@@ -224,9 +224,21 @@ def test_one_skab_file_of_the_shared_data(shared_data, tmp_path):
 def test_unknown_training_option_is_refused_before_any_work(nab_corpus, tmp_path):
     path = tmp_path / "training.toml"
     path.write_text('detector = "conv"\n[training]\nlayerz = 2\n')
-    with pytest.raises(InputError, match="unknown training option") as raised:
+    with pytest.raises(ConfigError, match="unknown training option") as raised:
         run_benchmark("nab", nab_corpus, overrides_file=path, progress=False)
     assert str(path) in str(raised.value)  # the error names the file to fix
+
+
+def test_override_settings_are_checked_with_the_environment_layered_on(nab_corpus, tmp_path):
+    path = tmp_path / "fade.toml"
+    path.write_text("[settings]\nalert_fade = 0.25\nalert_rearm = 0\n")
+    with pytest.raises(ConfigError, match=f"needs 'alert_rearm' > 0.*{path}"):
+        run_benchmark("nab", nab_corpus, detector="zscore", overrides_file=path, env={})
+    report = run_benchmark(
+        "nab", nab_corpus, detector="zscore", overrides_file=path, progress=False,
+        env={"STREAMAE_ALERT_REARM": "2000"},
+    )  # fmt: skip
+    assert report.settings["alert_rearm"] == 2000 and report.settings["alert_fade"] == 0.25
 
 
 @pytest.mark.parametrize("arch", ["conv", "lstm"])

@@ -185,7 +185,7 @@ def test_rows_repeating_a_timestamp_are_counted_in_a_warning_and_left_unscored(t
         True,
         False,
     ]
-    assert "3 row(s) repeat the timestamp of an earlier row" in caplog.text
+    assert "pump.csv: 3 row(s) repeat the timestamp of an earlier row" in caplog.text
 
 
 def test_an_existing_file_is_replaced_only_if_detect_wrote_it(tmp_path, capsys):
@@ -200,6 +200,15 @@ def test_an_existing_file_is_replaced_only_if_detect_wrote_it(tmp_path, capsys):
     assert detect(source, "--out", out, *args) == 0
     assert detect(source, "--out", out, *args) == 0  # its own output: replaced
     assert len(pd.read_csv(out)) == 1500
+
+
+def test_an_out_ending_in_parquet_is_parquet_and_replaced_on_a_rerun(tmp_path):
+    source = write_csv(tmp_path / "pump.csv", rows=600, bursts=())
+    out = tmp_path / "scored.parquet"
+    assert detect(source, "--out", out, "--train-rows", TRAIN) == 0
+    assert detect(source, "--out", out, "--train-rows", TRAIN) == 0
+    frame = pd.read_parquet(out)
+    assert len(frame) == 600 and frame["score"].notna().sum() == 600 - TRAIN
 
 
 def test_an_out_ending_in_a_slash_is_a_new_folder(tmp_path):

@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from streamae.exceptions import InputError
@@ -100,10 +101,23 @@ def test_a_typo_in_a_numeric_column_is_an_error_naming_the_cell(tmp_path):
         read_series(path)
 
 
-def test_a_text_column_is_not_a_channel(tmp_path):
-    path = write(tmp_path / "rig.csv", "ts,a,unit\n1000,1,kPa\n2000,2,kPa\n")
+def test_a_text_column_is_not_a_channel_even_with_a_number_in_it(tmp_path):
+    path = write(
+        tmp_path / "rig.csv", "ts,a,unit,status\n1000,1,kPa,0\n2000,2,kPa,OK\n3000,3,kPa,OK\n"
+    )
     [series] = read_series(path)
     assert series.channels == ("a",)
+
+
+def test_numbers_stored_as_text_in_parquet_are_a_channel(tmp_path):
+    path = tmp_path / "rig.parquet"
+    pd.DataFrame({"ts": [1767225600000, 1767225601000], "a": ["1.5", "2"]}).to_parquet(path)
+    [series] = read_series(path)
+    np.testing.assert_array_equal(series.values[:, 0], [1.5, 2.0])
+    stamps = [1767225600000, 1767225601000, 1767225602000]
+    pd.DataFrame({"ts": stamps, "a": ["1.5", "x", "2"]}).to_parquet(path)
+    with pytest.raises(InputError, match=r"row 2, column 'a': 'x' is not a number"):
+        read_series(path)  # Parquet has no header line: data row 2
 
 
 # The empty label (0) makes pandas read the column as floats: 3 shows as 3.0.

@@ -84,13 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     pin_openmp()
     args = build_parser(argv).parse_args(argv)
+    level = logging.INFO
+    if args.verbose:
+        level = logging.DEBUG
+    elif getattr(args, "quiet", False):  # where a command has --quiet: warnings and errors
+        level = logging.WARNING
     logging.basicConfig(
-        # --quiet (where a command has it) keeps warnings and errors only.
-        level=logging.DEBUG
-        if args.verbose
-        else logging.WARNING
-        if getattr(args, "quiet", False)
-        else logging.INFO,
+        level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

@@ -41,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out",
         required=True,
         metavar="OUTPUT",
-        help="output CSV for a file, or output folder (mirroring relative paths) for a folder",
+        help="output file for a file (CSV, or Parquet if it ends in .parquet), or output folder "
+        "(mirroring relative paths, as CSV) for a folder",
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument(

@@ -13,7 +13,7 @@ EPILOG = """\
 examples:
   streamae monitor --model models/pump --print-alerts
   streamae monitor --model models/pump --group plant-a --instance-id monitor-1
-  STREAMAE_BOOTSTRAP_SERVERS=kafka:9092 streamae monitor --model models/plant \
+  STREAMAE_BOOTSTRAP_SERVERS=kafka:9092 streamae monitor --model models/plant \\
       --model-map 'pump-*=models/pump'     # pumps get their own model
 """
 

@@ -65,37 +65,44 @@ def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
     return Settings.load(**given, **extra)
 
 
-def report_path(path: Path | None, option: str) -> Path | None:
+def report_path(path: Path | None, option: str) -> None:
     """Check where a JSON report goes before the work that makes it.
 
-    A new file (its folder is created) or an earlier JSON report; anything else
-    that exists there, a data file above all, is never overwritten.
+    A new file (its folder is created) or an earlier report of ``evaluate`` or
+    ``benchmark``; anything else there (data, labels, a model) is never overwritten.
     """
     if path is None:
-        return None
+        return
     if path.is_dir():
         raise ConfigError(f"{option} {path}: is a folder; give a file, e.g. {path / 'report.json'}")
-    if path.exists():
-        try:
-            json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError):
-            raise ConfigError(
-                f"{option} {path}: exists and is not a JSON report; left as it is "
-                "(choose another file, or remove it)"
-            ) from None
+    if path.exists() and not _is_report(path):
+        raise ConfigError(
+            f"{option} {path}: exists and is not a report of evaluate or benchmark; left as "
+            "it is (choose another file, or remove it)"
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(
             f"{option} {path}: cannot create its folder: {exc.strerror or exc}"
         ) from None
-    return path
 
 
 def write_report(path: Path, text: str, option: str) -> None:
+    """Write a report checked by ``report_path``; a failure is the option's error."""
     try:
         path.write_text(text + "\n", encoding="utf-8")
     except OSError as exc:
         raise ConfigError(
             f"{option} {path}: cannot write the report: {exc.strerror or exc}"
         ) from None
+
+
+def _is_report(path: Path) -> bool:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    if not isinstance(doc, dict):
+        return False
+    return {"per_file", "total"} <= doc.keys() or {"benchmark", "evaluation"} <= doc.keys()

@@ -44,17 +44,33 @@ def check_out(out: str | Path) -> None:
             f"{out}: name a .csv or .parquet file, or a folder (ending in '/') for one "
             "file per sensor"
         )
-    # Only an earlier run (whose events file lies beside it) is replaced, never other data.
+    # Only an earlier run is replaced, never other data.
     path = Path(out)
     if is_folder(out):
-        earlier = path.is_dir() and any(path.glob("*.csv")) and not (path / "events.json").exists()
+        data = path.is_dir() and any(p.suffix.lower() in FILE_SUFFIXES for p in path.rglob("*"))
+        foreign = data and not (path / "events.json").exists()
     else:
-        earlier = path.exists() and not path.with_name(path.stem + ".events.json").exists()
-    if earlier:
+        foreign = path.exists() and not _earlier_run(path)
+    if foreign:
         raise ConfigError(
-            f"{out}: holds data that simulate did not write (no events file beside it); "
-            "left as it is (choose another --out, or remove it)"
+            f"{out}: holds data that simulate did not write; left as it is (choose another "
+            "--out, or remove it)"
         )
+
+
+def _earlier_run(path: Path) -> bool:
+    """Whether ``path`` is a single-file run of simulate: its columns, its events file."""
+    if not path.with_name(path.stem + ".events.json").exists():
+        return False
+    try:
+        if path.suffix.lower() == ".parquet":
+            columns = pq.read_schema(path).names
+        else:
+            with path.open("r", encoding="utf-8") as handle:
+                columns = handle.readline().strip().split(",")
+    except (OSError, UnicodeDecodeError, pa.ArrowException):
+        return False
+    return columns[:2] == ["timestamp", SENSOR_COLUMN] and columns[-1] == "label"
 
 
 def write_run(

@@ -301,20 +301,28 @@ def test_cli_never_writes_its_report_over_a_data_file(nab_like, capsys):
          "--json", str(victim)]
     )  # fmt: skip
     assert code == 2
-    assert "exists and is not a JSON report" in capsys.readouterr().err
+    assert "exists and is not a report" in capsys.readouterr().err
     assert victim.read_bytes() == before
 
 
 def test_cli_replaces_an_earlier_report_and_creates_a_missing_folder(nab_like, tmp_path):
     det, data, labels = nab_like
     args = ["evaluate", "--detections", str(det), "--data", str(data), "--labels", str(labels)]
-    earlier = tmp_path / "earlier.json"
-    earlier.write_text('{"total": {}}\n')
     nested = tmp_path / "reports" / "today" / "r.json"
-    assert main([*args, "--json", str(earlier)]) == 0
     assert main([*args, "--json", str(nested)]) == 0
-    assert json.loads(earlier.read_text())["total"]["point_tp"] == 3
     assert json.loads(nested.read_text())["total"]["point_tp"] == 3
+    nested.write_text(nested.read_text().replace('"point_tp": 3', '"point_tp": 99'))
+    assert main([*args, "--json", str(nested)]) == 0  # an earlier report: replaced
+    assert json.loads(nested.read_text())["total"]["point_tp"] == 3
+
+
+def test_cli_never_writes_its_report_over_other_json(nab_like, capsys):
+    det, data, labels = nab_like
+    before = labels.read_bytes()
+    args = ["evaluate", "--detections", str(det), "--data", str(data), "--labels", str(labels)]
+    assert main([*args, "--json", str(labels)]) == 2  # --labels and --json swapped by mistake
+    assert "is not a report of evaluate or benchmark" in capsys.readouterr().err
+    assert labels.read_bytes() == before
 
 
 def test_detections_with_fewer_rows_than_the_data_are_reported(nab_like, caplog):

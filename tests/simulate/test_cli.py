@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections import defaultdict
 
+import pandas as pd
 import pytest
 
 from streamae.cli import main
@@ -169,3 +170,8 @@ def test_out_replaces_an_earlier_run_but_never_other_data(tmp_path, capsys):
     assert main([*small, "--out", str(run)]) == 0
     assert main([*small, "--seed", "9", "--out", str(run)]) == 0  # an earlier run: replaced
     assert run.read_text().count("\n") == 101
+    # run.csv's events file must not pass a user's run.parquet off as a run too.
+    user = tmp_path / "run.parquet"
+    pd.DataFrame({"ts": [1, 2], "value": [3.0, 4.0]}).to_parquet(user)
+    assert main([*small, "--out", str(user)]) == 2
+    assert pd.read_parquet(user)["value"].tolist() == [3.0, 4.0]
