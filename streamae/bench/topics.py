@@ -22,7 +22,13 @@ from tqdm import tqdm
 
 from streamae.config import Settings
 from streamae.exceptions import KafkaUnavailable
-from streamae.kafka.clients import client_config, kafka_errors, make_admin, make_consumer
+from streamae.kafka.clients import (
+    client_config,
+    kafka_errors,
+    make_admin,
+    make_consumer,
+    position,
+)
 from streamae.messages import decode_reading
 
 log = logging.getLogger(__name__)
@@ -266,7 +272,7 @@ def score_latencies(settings: Settings, sent: dict[tuple[str, int], int]) -> np.
             ends = consumer.end_offsets(parts)
             deadline = time.monotonic() + 60
             while (
-                any(consumer.position(tp) < ends[tp] for tp in parts)
+                any(position(consumer, tp) < ends[tp] for tp in parts)
                 and time.monotonic() < deadline
             ):
                 for records in consumer.poll(timeout_ms=500).values():

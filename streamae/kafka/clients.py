@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka import errors as kerr
 from kafka.codec import has_lz4
 from kafka.partitioner.default import DefaultPartitioner
@@ -197,6 +197,18 @@ def ensure_topics(settings: Settings, topics: Mapping[str, int]) -> list[str]:
         admin.close()
     log.info("created topics %s", ", ".join(created) or "(none: created concurrently)")
     return created
+
+
+def position(consumer: KafkaConsumer, tp: TopicPartition) -> int:
+    """The consumer's next offset on ``tp``.
+
+    kafka-python returns None when it could not look the offset up (the broker went
+    away meanwhile); that is an outage to report (inside ``kafka_errors``), not an offset.
+    """
+    offset = consumer.position(tp)
+    if offset is None:
+        raise kerr.KafkaTimeoutError(f"no offset for {tp.topic} partition {tp.partition}")
+    return offset
 
 
 def wait_until_reachable(settings: Settings, timeout_s: float = 30.0) -> None:

@@ -28,7 +28,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from streamae.config import Settings
 from streamae.exceptions import KafkaUnavailable
-from streamae.kafka.clients import kafka_errors
+from streamae.kafka.clients import kafka_errors, position
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class StateReader:
             deadline = time.monotonic() + self.settle_s
             while True:
                 ends = consumer.end_offsets(tps)
-                while any(consumer.position(tp) < ends[tp] for tp in tps):
+                while any(position(consumer, tp) < ends[tp] for tp in tps):
                     self._poll(latest)
                 if self._settled(tps, latest, deadline):
                     break
@@ -126,7 +126,7 @@ class StateReader:
             return True
         self._poll(latest)  # refreshes the high watermarks (and keeps any newer records)
         consumer = self.consumer
-        open_tps = [tp for tp in tps if (consumer.highwater(tp) or 0) > consumer.position(tp)]
+        open_tps = [tp for tp in tps if (consumer.highwater(tp) or 0) > position(consumer, tp)]
         if not open_tps:
             return True
         if time.monotonic() > deadline:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 
 import pytest
+from kafka import TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
 from streamae.config import Settings
@@ -16,6 +17,7 @@ from streamae.kafka.clients import (
     make_admin,
     make_consumer,
     make_producer,
+    position,
     wait_until_reachable,
 )
 
@@ -147,3 +149,17 @@ def test_wrong_sasl_password_is_kafka_auth_error(make_kafka_settings):
 def test_invalid_client_options_are_a_config_error(kafka_settings):
     with pytest.raises(ConfigError, match="invalid Kafka client configuration"):
         make_producer(kafka_settings, delivery_timeout_ms=1)
+
+
+class _LostConsumer:
+    """kafka-python's answer when a position lookup failed: None, not an offset."""
+
+    def position(self, tp: TopicPartition) -> None:
+        return None
+
+
+def test_a_position_kafka_python_could_not_look_up_is_an_outage_not_a_crash():
+    settings = Settings.load(env={}, bootstrap_servers=f"127.0.0.1:{_unused_port()}")
+    expected = "not reachable while reading .*no offset for state partition 3"
+    with pytest.raises(KafkaUnavailable, match=expected), kafka_errors(settings, "reading"):
+        position(_LostConsumer(), TopicPartition("state", 3))
