@@ -113,13 +113,15 @@ def check_target(folder: Path) -> None:
     """Refuse a folder ``save`` must not write into (checked before training, too)."""
     if folder.exists() and not folder.is_dir():
         raise ArtifactError(f"cannot save the model: {folder} is a file, not a folder")
-    if not folder.is_dir() or {META_FILE, WEIGHTS_FILE} & {p.name for p in folder.iterdir()}:
-        return  # a new folder, or a model (or the half a crash left) to replace
-    if any(not p.name.startswith(".") for p in folder.iterdir()):  # .gitkeep is no data
-        raise ArtifactError(
-            f"cannot save the model into {folder}: it holds other files and no model; "
-            "choose a new or empty folder (a model folder is replaced by the new model)"
-        )
+    names = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+    # A new or empty folder (a .gitkeep is no data), or a model (or the half a crash
+    # left) to replace.
+    if names & {META_FILE, WEIGHTS_FILE} or all(name.startswith(".") for name in names):
+        return
+    raise ArtifactError(
+        f"cannot save the model into {folder}: it holds other files and no model; "
+        "choose a new or empty folder (a model folder is replaced by the new model)"
+    )
 
 
 def load(folder: str | Path, device: str = "auto") -> AutoencoderDetector:

@@ -40,7 +40,7 @@ from streamae.detect import DetectOptions, FileReport, detect_files, output_path
 from streamae.evaluation import EvaluationReport, Labels, evaluate_folder, load_labels
 from streamae.evaluation.labels import ColumnLabels, WindowLabels
 from streamae.exceptions import ConfigError, InputError
-from streamae.tables import read_frame, table_files
+from streamae.tables import column_names, table_files
 
 log = logging.getLogger(__name__)
 
@@ -338,7 +338,7 @@ def select_files(data_root: Path, labels: Labels) -> tuple[list[Path], list[str]
         if isinstance(labels, WindowLabels):
             covered = relative in labels.windows_ms
         elif isinstance(labels, ColumnLabels):
-            covered = labels.column in read_frame(path).columns
+            covered = labels.column in column_names(path)
         else:
             covered = True
         (files if covered else skipped).append(path if covered else relative)

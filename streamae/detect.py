@@ -41,7 +41,7 @@ from streamae.detectors.zscore import ZScoreDetector
 from streamae.exceptions import ConfigError, InputError, StreamaeError
 from streamae.messages import Alert, Reading
 from streamae.pipeline import Pipeline
-from streamae.tables import SENSOR_COLUMN, SensorSeries, read_frame, read_series, table_files
+from streamae.tables import SENSOR_COLUMN, SensorSeries, column_names, read_series, table_files
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ def detect_file(
             detector = train(heads, settings, options)
     check_channels(detector, series[0].channels, path)
     result = detect_series(series, detector, settings, train_rows, options.chunk)
-    if _has_sensor_column(path):
+    if SENSOR_COLUMN in column_names(path):  # then the output names each row's sensor too
         result.frame[SENSOR_COLUMN] = np.concatenate(
             [np.full(len(s), s.sensor_id, dtype=object) for s in series]
         )
@@ -316,12 +316,8 @@ def output_paths(
 def _is_detect_output(path: Path) -> bool:
     """Whether ``path`` is a table that ``detect`` wrote (which it may replace)."""
     try:
-        if path.suffix.lower() == ".parquet":
-            columns = list(read_frame(path).columns)
-        else:
-            with path.open("r", encoding="utf-8") as handle:
-                columns = handle.readline().strip().split(",")
-    except (OSError, UnicodeDecodeError, InputError):
+        columns = column_names(path)
+    except InputError:
         return False
     return {"timestamp", "score", "threshold", "is_anomaly"} <= set(columns)
 
@@ -476,16 +472,6 @@ def _frame(
     if series.labels is not None:
         frame["label"] = series.labels
     return frame
-
-
-def _has_sensor_column(path: Path) -> bool:
-    """Whether the file names each row's sensor (then the output does too)."""
-    if path.suffix.lower() == ".parquet":
-        return SENSOR_COLUMN in read_frame(path).columns
-    with path.open("r", encoding="utf-8", errors="replace") as handle:
-        header = handle.readline()
-    sep = ";" if header.count(";") > header.count(",") else ","
-    return SENSOR_COLUMN in [name.strip().strip('"') for name in header.split(sep)]
 
 
 def _write_table(frame: pd.DataFrame, path: Path) -> None:

@@ -15,7 +15,10 @@ The column rules shared by ``replay``, ``train`` and ``detect``:
 
 from __future__ import annotations
 
+import csv
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,13 +78,37 @@ def table_files(path: str | Path) -> list[Path]:
 
 def read_frame(path: Path) -> pd.DataFrame:
     """Read a CSV (``,`` or ``;``) or Parquet file into a DataFrame, with clear errors."""
-    try:
+    with _table_errors(path):
         if path.suffix.lower() == ".parquet":
             return pd.read_parquet(path)
-        with path.open("r", encoding="utf-8", errors="strict") as handle:
-            header = handle.readline()
-        sep = ";" if header.count(";") > header.count(",") else ","
-        return pd.read_csv(path, sep=sep)
+        return pd.read_csv(path, sep=_separator(_header(path)))
+
+
+def column_names(path: Path) -> list[str]:
+    """The column names of a CSV or Parquet file, without reading its rows."""
+    with _table_errors(path):
+        if path.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq  # what pandas reads Parquet with
+
+            return list(pq.read_schema(path).names)
+        header = _header(path)
+        return next(csv.reader([header], delimiter=_separator(header)))  # as pandas reads it
+
+
+def _header(path: Path) -> str:
+    with path.open("r", encoding="utf-8-sig", errors="strict") as handle:
+        return handle.readline().rstrip("\r\n")
+
+
+def _separator(header: str) -> str:
+    return ";" if header.count(";") > header.count(",") else ","
+
+
+@contextmanager
+def _table_errors(path: Path) -> Iterator[None]:
+    """The errors of reading ``path`` as one clear ``InputError`` each."""
+    try:
+        yield
     except UnicodeDecodeError as exc:
         raise InputError(
             f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})"

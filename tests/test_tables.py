@@ -141,3 +141,14 @@ def test_a_first_column_that_cannot_be_epoch_ms_is_warned_about(tmp_path, caplog
     assert "epoch" not in caplog.text
     read_series(seconds)
     assert "the first column 'ts', read as epoch milliseconds, ends in 1970" in caplog.text
+
+
+def test_column_names_are_the_columns_read_frame_gives(tmp_path):
+    from streamae.tables import column_names, read_frame
+
+    semicolons = write(tmp_path / "rig.csv", '\ufeffdatetime;"a b";anomaly\n2024-01-01;1;0\n')
+    parquet = tmp_path / "rig.parquet"
+    pd.DataFrame({"ts": [1], "x y": [2.0]}).to_parquet(parquet)
+    for path in (semicolons, parquet):
+        assert column_names(path) == list(read_frame(path).columns)
+    assert column_names(semicolons) == ["datetime", "a b", "anomaly"]

@@ -22,10 +22,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from streamae.exceptions import ConfigError
+from streamae.exceptions import ConfigError, InputError
 from streamae.messages import format_ts
 from streamae.simulate.simulator import Simulator
-from streamae.tables import SENSOR_COLUMN, SensorSeries
+from streamae.tables import SENSOR_COLUMN, SensorSeries, column_names
 
 CHUNK_READINGS = 50_000
 FILE_SUFFIXES = (".csv", ".parquet")
@@ -63,12 +63,8 @@ def _earlier_run(path: Path) -> bool:
     if not path.with_name(path.stem + ".events.json").exists():
         return False
     try:
-        if path.suffix.lower() == ".parquet":
-            columns = pq.read_schema(path).names
-        else:
-            with path.open("r", encoding="utf-8") as handle:
-                columns = handle.readline().strip().split(",")
-    except (OSError, UnicodeDecodeError, pa.ArrowException):
+        columns = column_names(path)
+    except InputError:
         return False
     return columns[:2] == ["timestamp", SENSOR_COLUMN] and columns[-1] == "label"
 
