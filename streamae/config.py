@@ -125,6 +125,10 @@ class Settings:
     # for alert_close_after windows, even over the threshold (0: off; needs
     # alert_rearm > 0; 0.25 = half the peak's root-mean-square error)
     alert_fade: float = 0.0
+    # Per sensor, remember the codes of up to this many of its windows judged normal
+    # (at or under the bar, no alert open) for the autoencoder to rebuild from
+    # (0: off; costs 4 * latent bytes per code per sensor; not checkpointed)
+    sensor_memory: int = 0
     # Dashboard
     dashboard_address: str = "127.0.0.1"
     dashboard_port: int = 8501
@@ -212,6 +216,7 @@ _POSITIVE = {
 _INSTANCE_ID = re.compile(r"[A-Za-z0-9._-]{1,200}")
 _NON_NEGATIVE = {
     "alert_rearm",
+    "sensor_memory",
     "checkpoint_interval_ms",
     "fetch_max_wait_ms",
     "torch_threads",

@@ -12,8 +12,15 @@ readings and, per step:
    flagged or an alert is open;
 4. alerts — the sensor's tracker opens/closes alerts.
 
-A window's threshold depends only on the earlier windows of its sensor, so a
-batch gives exactly the same scores and alerts as the same readings one at a time.
+With ``Settings.sensor_memory`` each sensor also remembers the codes of its
+windows judged normal, for the autoencoder to rebuild from (the threshold's
+rule; ``streamae.detectors.memory.SensorMemory``). They join the memory in
+blocks of ``W / stride`` windows, and a batch is scored in rounds of one block
+per sensor.
+
+A window's threshold (and memory) depends only on the earlier windows of its
+sensor, so a batch gives exactly the same scores and alerts as the same
+readings one at a time.
 Window sizes come from the detectors (a model is trained for one); the stride,
 reordering, threshold and alert settings from ``Settings``.
 
@@ -102,7 +109,7 @@ class DetectorRegistry:
 class _Sensor:
     """Everything the pipeline keeps for one sensor."""
 
-    __slots__ = ("sensor_id", "detector", "window", "threshold", "alerts")
+    __slots__ = ("sensor_id", "detector", "window", "threshold", "alerts", "memory")
 
     def __init__(
         self, sensor_id: str, detector: Detector, settings: Settings, threshold: Threshold
@@ -126,6 +133,10 @@ class _Sensor:
             settings.alert_rearm,
             settings.alert_fade,
         )
+        self.memory: Any = None
+        if settings.sensor_memory:
+            block = -(-detector.window_size // settings.stride)
+            self.memory = detector.sensor_memory(settings.sensor_memory, block)
 
 
 class Pipeline:
@@ -142,6 +153,15 @@ class Pipeline:
                     f"stride {settings.stride} exceeds the window size {detector.window_size} "
                     f"of model {detector.version}; use a stride <= {detector.window_size}"
                 )
+            if settings.sensor_memory and detector.sensor_memory(1, 1) is None:
+                log.warning(
+                    "model %s cannot rebuild from a sensor memory (not an autoencoder with a "
+                    "memory of normal codes): sensor_memory is ignored for its sensors",
+                    detector.version,
+                )
+        self._remembers = bool(settings.sensor_memory) and any(
+            detector.sensor_memory(1, 1) is not None for detector in self.registry.detectors()
+        )
         self._sensors: dict[str, _Sensor] = {}
         # One calibrated threshold per model; each new sensor starts from a copy.
         self._thresholds = {
@@ -274,34 +294,75 @@ class Pipeline:
         if not ready:
             return
         self.counts["windows"] += len(ready)
+        rounds: Sequence[Sequence[int]] = (
+            _rounds(owners) if self._remembers else [range(len(ready))]
+        )
+        if len(rounds) == 1:
+            scores, alerts = self._score_round(ready, owners, rounds[0])
+            out.scores.extend(scores)
+            for events in alerts:
+                out.alerts.extend(events)
+            return
+        # Rounds of one memory block per sensor; the output keeps the input order.
+        by_position: dict[int, tuple[Score, list[Alert]]] = {}
+        for positions in rounds:
+            scores, alerts = self._score_round(ready, owners, positions)
+            by_position.update(zip(positions, zip(scores, alerts, strict=True), strict=True))
+        for position in range(len(ready)):
+            score, events = by_position[position]
+            out.scores.append(score)
+            out.alerts.extend(events)
+
+    def _score_round(
+        self, ready: list[ReadyWindow], owners: list[_Sensor], positions: Sequence[int]
+    ) -> tuple[list[Score], list[list[Alert]]]:
+        """Score ``positions`` (in input order), during which no sensor memory changes.
+
+        Returns their scores and each one's alert events, in the order of ``positions``.
+        """
         scores = np.empty(len(ready))
         errors: list[np.ndarray] = [np.empty(0)] * len(ready)
+        codes: list[Any] = [None] * len(ready)
         groups: dict[int, list[int]] = {}
-        for position, sensor in enumerate(owners):
-            groups.setdefault(id(sensor.detector), []).append(position)
-        for positions in groups.values():
-            detector = owners[positions[0]].detector
-            batch_scores, batch_errors = _score_batch(detector, [ready[p][2] for p in positions])
-            if len(batch_scores) != len(positions) or len(batch_errors) != len(positions):
+        for position in positions:
+            groups.setdefault(id(owners[position].detector), []).append(position)
+        for group in groups.values():
+            detector = owners[group[0]].detector
+            windows = [ready[p][2] for p in group]
+            memories = [owners[p].memory for p in group] if self._remembers else []
+            if any(m is not None for m in memories):
+                items = [m.items() if m is not None else None for m in memories]
+                batch_scores, batch_errors, batch_codes = _score_batch(detector, windows, items)
+                for p, code in zip(group, batch_codes, strict=True):
+                    codes[p] = code
+            else:
+                batch_scores, batch_errors, _ = _score_batch(detector, windows)
+            if len(batch_scores) != len(group) or len(batch_errors) != len(group):
                 raise ModelError(
                     f"model {detector.version} returned {len(batch_scores)} scores for "
-                    f"{len(positions)} windows"
+                    f"{len(group)} windows"
                 )
-            scores[positions] = batch_scores
-            for p, channel_errors in zip(positions, batch_errors, strict=True):
+            scores[group] = batch_scores
+            for p, channel_errors in zip(group, batch_errors, strict=True):
                 errors[p] = channel_errors
-        for position, (ts_ms, label, window) in enumerate(ready):
+        results: list[Score] = []
+        alerts: list[list[Alert]] = []
+        for position in positions:
+            ts_ms, label, window = ready[position]
             sensor = owners[position]
             channels = sensor.detector.channels
             score = float(scores[position])
             threshold = sensor.threshold.value()
-            out.alerts.extend(sensor.alerts.update(ts_ms, score, threshold, errors[position]))
+            alerts.append(sensor.alerts.update(ts_ms, score, threshold, errors[position]))
             is_anomaly = sensor.alerts.is_open
             # The threshold never learns from what it flags, nor during an alert,
             # so a long anomaly cannot raise its own bar and stays flagged.
-            if score <= threshold and not is_anomaly:
+            normal = score <= threshold and not is_anomaly
+            if normal:
                 sensor.threshold.learn(score)
-            out.scores.append(
+            if sensor.memory is not None:
+                sensor.memory.add(codes[position], normal)
+            results.append(
                 Score(
                     sensor_id=sensor.sensor_id,
                     ts=ts_ms,
@@ -314,10 +375,32 @@ class Pipeline:
                     label=label,
                 )
             )
+        return results, alerts
 
 
-def _score_batch(detector: Detector, windows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """``detector.score`` of ``windows``, padded to at least ``MIN_BATCH`` windows.
+def _rounds(owners: list[_Sensor]) -> list[list[int]]:
+    """The positions of a batch's windows in rounds: round r holds each sensor's windows of
+    the r-th memory block it reaches in the batch (all, when no sensor has a memory)."""
+    rounds: list[list[int]] = [[]]
+    seen: Counter[int] = Counter()
+    for position, sensor in enumerate(owners):
+        memory = sensor.memory
+        number = 0
+        if memory is not None:
+            index = memory.scored + seen[id(sensor)]
+            seen[id(sensor)] += 1
+            number = index // memory.block - memory.scored // memory.block
+        while len(rounds) <= number:
+            rounds.append([])
+        rounds[number].append(position)
+    return rounds
+
+
+def _score_batch(
+    detector: Detector, windows: list[np.ndarray], memories: list[Any] | None = None
+) -> tuple[np.ndarray, np.ndarray, Any]:
+    """``detector.score`` of ``windows`` (``score_remembering`` with ``memories``), padded
+    to at least ``MIN_BATCH`` windows; the codes are None without ``memories``.
 
     Torch's CPU kernels take another code path for a batch of one or two windows,
     whose float32 results differ in the last bits; padding makes a window's score
@@ -326,8 +409,13 @@ def _score_batch(detector: Detector, windows: list[np.ndarray]) -> tuple[np.ndar
     count = len(windows)
     if count < MIN_BATCH:
         windows = windows + [windows[-1]] * (MIN_BATCH - count)
-    scores, errors = detector.score(np.stack(windows))
-    return scores[:count], errors[:count]
+        if memories is not None:
+            memories = memories + [memories[-1]] * (MIN_BATCH - count)
+    if memories is None:
+        scores, errors = detector.score(np.stack(windows))
+        return scores[:count], errors[:count], None
+    scores, errors, codes = detector.score_remembering(np.stack(windows), memories)
+    return scores[:count], errors[:count], codes[:count]
 
 
 def _row(values: dict[str, float], channels: tuple[str, ...]) -> np.ndarray | None:

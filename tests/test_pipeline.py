@@ -256,6 +256,65 @@ def test_autoencoder_batches_give_exactly_the_results_of_one_reading_at_a_time(a
     assert batched.alerts == one.alerts
 
 
+def test_with_a_sensor_memory_batches_give_exactly_the_results_of_one_reading_at_a_time(
+    autoencoder,
+):
+    readings = stream(sensors=2, length=220)
+    remembering = settings(sensor_memory=64)
+    one = run_in_chunks(Pipeline(remembering, autoencoder), readings, [1] * len(readings))
+    batched = run_in_chunks(Pipeline(remembering, autoencoder), readings, [2, 3, 50, 385])
+    whole = run_in_chunks(Pipeline(remembering, autoencoder), readings, [len(readings)])
+    plain = run_in_chunks(Pipeline(settings(), autoencoder), readings, [len(readings)])
+    assert [s.score for s in one.scores] != [s.score for s in plain.scores]  # it remembers
+    assert batched.scores == one.scores and whole.scores == one.scores
+    assert batched.alerts == one.alerts and whole.alerts == one.alerts
+
+
+def test_a_sensor_memory_learns_a_new_normal_pattern_and_never_a_flagged_burst():
+    from streamae.tables import SensorSeries
+    from streamae.training import TrainConfig, train_detector
+
+    rng = np.random.default_rng(0)
+
+    def wave(amplitude: float, n: int) -> np.ndarray:
+        return amplitude * np.sin(2 * np.pi * np.arange(n) / 16) + 0.05 * rng.standard_normal(n)
+
+    ts = np.arange(800, dtype=np.int64) * 1000
+    normal = SensorSeries("train", ts, wave(1.0, 800)[:, None], ("v",), None, None)
+    config = TrainConfig(
+        arch="conv", window=8, hidden=8, latent=4, epochs=10, max_windows=800, device="cpu"
+    )
+    model = train_detector([normal], config, progress=False)
+    # The wave grows by half (new, but under this generous bar); two equal bursts of +8.
+    values = wave(1.5, 400)
+    values[200:210] += 8.0
+    values[330:340] += 8.0
+    readings = [Reading("s", 1_000 * i, {"v": float(v)}) for i, v in enumerate(values)]
+
+    def run(memory: int) -> tuple[np.ndarray, list[int]]:
+        generous = settings(
+            threshold_policy="quantile", threshold_margin=50.0, sensor_memory=memory
+        )
+        out = Pipeline(generous, model).process(readings)
+        opened = [a.opened_at // 1_000 for a in out.alerts if a.state == "open"]
+        return np.array([s.score for s in out.scores]), opened
+
+    plain, plain_opened = run(0)
+    remembered, opened = run(400)
+    later = np.r_[100:190, 230:320]  # windows (ending at row index + 7) clear of the bursts
+    assert remembered[later].mean() < 0.5 * plain[later].mean()
+    # The first burst was flagged and never learned, so the second still opens an alert.
+    # (The rolling bar learns the lower scores, so a burst may clear it a reading earlier.)
+    assert [at // 10 for at in opened] == [at // 10 for at in plain_opened] == [20, 33]
+
+
+def test_a_sensor_memory_with_a_detector_that_cannot_use_one_is_ignored_with_a_warning(caplog):
+    readings = stream()
+    out = Pipeline(settings(sensor_memory=64), detector()).process(readings)
+    assert "sensor_memory is ignored" in caplog.text
+    assert out.scores == Pipeline(settings(), detector()).process(readings).scores
+
+
 def test_alert_fade_closes_an_alert_once_a_burst_faded_into_a_lasting_shift():
     # A +8 burst (scores ~65) that leaves the level shifted by +3 (scores ~10, over the bar).
     rng = np.random.default_rng(0)

@@ -27,6 +27,7 @@ import streamae
 from streamae.detectors.base import Detector, finite_training_values
 from streamae.detectors.conv import ConvAutoencoder
 from streamae.detectors.lstm import LSTMAutoencoder
+from streamae.detectors.memory import SensorMemory, nearest
 from streamae.exceptions import ModelError
 
 #: Architecture name (as stored in the artifact) → module class.
@@ -184,6 +185,28 @@ class AutoencoderDetector(Detector):
 
         Returns float64 ``(scores [B], channel_errors [B, C])``.
         """
+        scores, errors, _ = self._score(windows, None)
+        return scores, errors
+
+    def sensor_memory(self, size: int, block: int) -> SensorMemory | None:
+        """A ``SensorMemory`` beside the training windows' memory (None: the model has none)."""
+        if self.module.memory is None:
+            return None
+        return SensorMemory(size, block, self.hyperparameters["latent"])
+
+    def score_remembering(
+        self, windows: np.ndarray, memories: Sequence[torch.Tensor | None]
+    ) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+        """``score``, each window rebuilt from the code nearest to its own in the model's
+        memory or in ``memories[i]`` (its sensor's ``SensorMemory.items()``); also returns
+        the windows' codes ``[B, latent]``."""
+        if len(memories) != len(windows):
+            raise ModelError(f"{len(memories)} sensor memories for {len(windows)} windows")
+        return self._score(windows, memories)
+
+    def _score(
+        self, windows: np.ndarray, memories: Sequence[torch.Tensor | None] | None
+    ) -> tuple[np.ndarray, np.ndarray, torch.Tensor | None]:
         windows = np.asarray(windows)
         if not np.issubdtype(windows.dtype, np.floating):
             windows = windows.astype(np.float64)
@@ -194,6 +217,7 @@ class AutoencoderDetector(Detector):
                 f"{expected[1]}] (window {expected[0]}, channels {list(self.channels)})"
             )
         errors = np.empty((len(windows), expected[1]), dtype=np.float64)
+        codes = []
         limit = (
             CHUNK_WINDOWS if self.device.type != "cpu" else min(CHUNK_WINDOWS, CPU_CHUNK_WINDOWS)
         )
@@ -205,6 +229,26 @@ class AutoencoderDetector(Detector):
         with torch.inference_mode():
             for start, stop in pairwise(bounds):
                 x = torch.from_numpy(self.scaler.transform(windows[start:stop])).to(self.device)
-                squared = (self.module(x) - x).square_()[:, -tail:]
+                if memories is None:
+                    rebuilt = self.module(x)
+                else:
+                    code = self.module.encode(x)
+                    codes.append(code)
+                    rebuilt = self.module.decode(self._recall(code, memories[start:stop]))
+                squared = (rebuilt - x).square_()[:, -tail:]
                 errors[start:stop] = squared.mean(dim=1).cpu().numpy()
-        return errors.mean(axis=1), errors
+        return errors.mean(axis=1), errors, (torch.cat(codes) if memories is not None else None)
+
+    def _recall(self, codes: torch.Tensor, memories: Sequence[torch.Tensor | None]) -> torch.Tensor:
+        """Each code's nearest item in the model's memory or in its sensor's memory."""
+        items, values = nearest(codes, self.module.memory)
+        groups: dict[int, list[int]] = {}
+        for position, memory in enumerate(memories):
+            if memory is not None:
+                groups.setdefault(id(memory), []).append(position)
+        for positions in groups.values():
+            where = torch.tensor(positions, device=codes.device)
+            own, own_values = nearest(codes[where], memories[positions[0]])
+            closer = own_values < values[where]
+            items[where[closer]] = own[closer]
+        return items

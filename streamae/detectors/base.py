@@ -3,12 +3,16 @@
 A detector turns a batch of raw (unscaled) windows ``[B, W, C]`` into a score
 per window (higher = more anomalous) and the per-channel part of that score.
 Scoring never changes state. Detectors are made by training (``streamae.training``)
-or by loading an artifact (``streamae.artifact``), never learn while scoring.
+or by loading an artifact (``streamae.artifact``), never learn while scoring. A
+detector may offer a per-sensor memory (``sensor_memory``) that the *pipeline*
+fills with a sensor's normal windows; it is sensor state, like a threshold.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +38,21 @@ class Detector(ABC):
         Returns ``(scores [B], channel_errors [B, C])`` as float64, where
         ``scores == channel_errors.mean(axis=1)``.
         """
+
+    def sensor_memory(self, size: int, block: int) -> Any | None:
+        """A memory for one sensor's normal windows (``size`` codes, joining in blocks of
+        ``block`` windows), or None: this detector cannot rebuild from one (the default)."""
+        return None
+
+    def score_remembering(
+        self, windows: np.ndarray, memories: Sequence[Any | None]
+    ) -> tuple[np.ndarray, np.ndarray, Any]:
+        """``score``, each window also rebuilt from ``memories[i]`` (its sensor's memory's
+        ``items()``, or None); returns the windows' codes too, for the memories to learn.
+
+        Only detectors whose ``sensor_memory`` returns a memory implement it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no sensor memory")
 
 
 def finite_training_values(values: np.ndarray) -> np.ndarray:

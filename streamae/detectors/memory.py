@@ -10,6 +10,8 @@ error measures how far from normal it is.
 
 The memory is filled after training (``set_memory``) with the codes of the
 training windows; it is a buffer of the module, so it is saved with the weights.
+A ``SensorMemory`` adds, per sensor, the codes of that sensor's own windows
+judged normal while it streams.
 
 >>> recall(torch.tensor([[0.9, 0.1]]), torch.tensor([[0.0, 0.0], [1.0, 0.0]])).tolist()
 [[1.0, 0.0]]
@@ -23,11 +25,76 @@ from torch import nn
 
 def recall(codes: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
     """The memory item nearest (Euclidean) to each of ``codes`` ``[B, L]``."""
+    return nearest(codes, memory)[0]
+
+
+def nearest(codes: torch.Tensor, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The memory item nearest to each of ``codes`` ``[B, L]``, and ``|item|² - 2 code·item``.
+
+    The second is the squared distance less ``|code|²``: comparable between two
+    memories for the same code, which is all a nearest-item search needs.
+    """
     # |c - m|² = |c|² - 2 c·m + |m|², and |c|² is the same for every item of a row:
     # the nearest item minimises |m|² - 2 c·m, one matrix product (a sixth of the
     # time of pairwise distances). Each row is its own dot products, so a code's
     # neighbour does not depend on which other codes share its batch.
-    return memory[torch.addmm(memory.square().sum(dim=1), codes, memory.T, alpha=-2).argmin(dim=1)]
+    values, index = torch.addmm(memory.square().sum(dim=1), codes, memory.T, alpha=-2).min(dim=1)
+    return memory[index], values
+
+
+class SensorMemory:
+    """One sensor's own normal codes, learned while it streams; at most ``size``, the newest.
+
+    The training windows' memory covers what the first rows showed. A sensor then
+    moves on (a new level, a pattern not in the training rows but normal), and
+    its windows would be rebuilt badly for good. The pipeline hands every scored
+    window's code here with whether the window was judged normal (the
+    threshold's own rule: at or under the bar, no alert open: what is flagged is
+    never learned), and the decoder may rebuild from these codes too.
+
+    Codes join in blocks of ``block`` windows: the sensor's ``j``-th scored
+    window may rebuild from the normal windows of blocks up to ``j // block - 2``.
+    With ``block`` >= W / stride no window rebuilds from one it shares readings
+    with, and how readings were batched never changes a score.
+    """
+
+    def __init__(self, size: int, block: int, latent: int) -> None:
+        if size < 1 or block < 1:
+            raise ValueError(f"sensor memory size and block must be >= 1, got {size}, {block}")
+        self.size = size
+        self.block = block
+        #: Windows of this sensor scored so far.
+        self.scored = 0
+        self._ring = torch.empty(0, latent)
+        self._filled = 0
+        self._at = 0
+        self._current: list[torch.Tensor] = []  # normal codes of the block in progress
+        self._last: list[torch.Tensor] = []  # ... of the block completed last
+
+    def items(self) -> torch.Tensor | None:
+        """The codes a window may rebuild from now (None while there are none)."""
+        return self._ring[: self._filled] if self._filled else None
+
+    def add(self, code: torch.Tensor, normal: bool) -> None:
+        """Record the sensor's next scored window: its code, and whether it was judged normal."""
+        if normal:
+            self._current.append(code)
+        self.scored += 1
+        if self.scored % self.block == 0:
+            if self._last:
+                self._remember(torch.stack(self._last))
+            self._last, self._current = self._current, []
+
+    def _remember(self, codes: torch.Tensor) -> None:
+        # A ring: the newest ``size`` codes, in no particular order (a search does not care).
+        if len(self._ring) == 0:
+            self._ring = codes.new_empty(self.size, codes.shape[1])
+        codes = codes[-self.size :]
+        first = min(len(codes), self.size - self._at)
+        self._ring[self._at : self._at + first] = codes[:first]
+        self._ring[: len(codes) - first] = codes[first:]
+        self._at = (self._at + len(codes)) % self.size
+        self._filled = min(self.size, self._filled + len(codes))
 
 
 class MemoryAutoencoder(nn.Module):

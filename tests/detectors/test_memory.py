@@ -6,7 +6,7 @@ import torch
 
 from streamae import artifact
 from streamae.detectors.autoencoder import ARCHITECTURES, AutoencoderDetector, Scaler
-from streamae.detectors.memory import recall
+from streamae.detectors.memory import SensorMemory, recall
 
 
 def test_recall_returns_the_nearest_item_whatever_the_batch():
@@ -60,3 +60,63 @@ def test_artifact_round_trip_keeps_the_score_tail(tmp_path):
     assert loaded.score_tail == 2
     windows = np.random.default_rng(2).normal(size=(9, 6, 1))
     np.testing.assert_array_equal(loaded.score(windows)[0], detector.score(windows)[0])
+
+
+def _items(memory: SensorMemory) -> list[float]:
+    items = memory.items()
+    return [] if items is None else sorted(items[:, 0].tolist())
+
+
+def test_a_sensor_memory_learns_normal_codes_two_blocks_later_and_keeps_the_newest():
+    memory = SensorMemory(size=3, block=2, latent=1)
+    seen = []
+    for i in range(10):
+        seen.append(_items(memory))  # what window i may rebuild from
+        memory.add(torch.tensor([float(i)]), normal=i != 3)  # window 3 was flagged
+    # Window j uses the normal windows of blocks up to j // 2 - 2: none it could overlap.
+    assert seen[:4] == [[], [], [], []]
+    assert seen[4] == seen[5] == [0.0, 1.0]
+    assert seen[6] == seen[7] == [0.0, 1.0, 2.0]  # 3 was flagged: never learned
+    assert seen[8] == seen[9] == [2.0, 4.0, 5.0]  # at most 3: the oldest makes room
+    assert memory.scored == 10
+    with pytest.raises(ValueError, match=">= 1"):
+        SensorMemory(size=0, block=2, latent=1)
+
+
+def _detector(memory: int = 7) -> AutoencoderDetector:
+    torch.manual_seed(3)
+    module = ARCHITECTURES["conv"](channels=1, window=6, hidden=4, latent=2)
+    module.set_memory(torch.randn(memory, 2))
+    return AutoencoderDetector(
+        module, "conv", ("v",), Scaler(np.zeros(1), np.ones(1)), np.linspace(0, 1, 20), device="cpu"
+    )
+
+
+def test_scoring_with_a_sensor_memory_rebuilds_from_the_nearer_of_the_two_memories():
+    detector = _detector()
+    windows = np.random.default_rng(4).normal(size=(5, 6, 1))
+    plain, plain_errors = detector.score(windows)
+    scores, errors, codes = detector.score_remembering(windows, [None] * 5)
+    np.testing.assert_array_equal(scores, plain)
+    np.testing.assert_array_equal(errors, plain_errors)
+    # A sensor that remembers windows 0 and 1's own codes rebuilds them from those
+    # (at distance 0: nearer than any item of the model's memory).
+    own = codes[:2].clone()
+    with torch.no_grad():
+        exact = detector.module.decode(own)
+        x = torch.from_numpy(detector.scaler.transform(windows[:2]))
+        expected = (exact - x).square().mean(dim=(1, 2)).double().numpy()
+    remembering, _, _ = detector.score_remembering(windows, [own, own, None, None, None])
+    np.testing.assert_allclose(remembering[:2], expected, rtol=1e-6)
+    assert (remembering[:2] != plain[:2]).all()
+    np.testing.assert_array_equal(remembering[2:], plain[2:])
+
+
+def test_only_a_model_with_a_memory_of_normal_codes_offers_a_sensor_memory():
+    assert isinstance(_detector().sensor_memory(16, 4), SensorMemory)
+    torch.manual_seed(3)
+    bare = ARCHITECTURES["conv"](channels=1, window=6, hidden=4, latent=2)
+    detector = AutoencoderDetector(
+        bare, "conv", ("v",), Scaler(np.zeros(1), np.ones(1)), np.linspace(0, 1, 20), device="cpu"
+    )
+    assert detector.sensor_memory(16, 4) is None
