@@ -129,6 +129,9 @@ class Settings:
     # (at or under the bar, no alert open) for the autoencoder to rebuild from
     # (0: off; costs 4 * latent bytes per code per sensor; not checkpointed)
     sensor_memory: int = 0
+    # Windows of its sensor scored after a normal window before its code joins (at least
+    # window_size / stride, so no window rebuilds from one it overlaps; 0: that least)
+    sensor_memory_delay: int = 0
     # Dashboard
     dashboard_address: str = "127.0.0.1"
     dashboard_port: int = 8501
@@ -217,6 +220,7 @@ _INSTANCE_ID = re.compile(r"[A-Za-z0-9._-]{1,200}")
 _NON_NEGATIVE = {
     "alert_rearm",
     "sensor_memory",
+    "sensor_memory_delay",
     "checkpoint_interval_ms",
     "fetch_max_wait_ms",
     "torch_threads",

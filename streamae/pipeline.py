@@ -14,9 +14,9 @@ readings and, per step:
 
 With ``Settings.sensor_memory`` each sensor also remembers the codes of its
 windows judged normal, for the autoencoder to rebuild from (the threshold's
-rule; ``streamae.detectors.memory.SensorMemory``). They join the memory in
-blocks of ``W / stride`` windows, and a batch is scored in rounds of one block
-per sensor.
+rule; ``streamae.detectors.memory.SensorMemory``). Codes join the memory at the
+end of blocks of ``W / stride`` windows, and a batch is scored in rounds of one
+block per sensor.
 
 A window's threshold (and memory) depends only on the earlier windows of its
 sensor, so a batch gives exactly the same scores and alerts as the same
@@ -136,7 +136,9 @@ class _Sensor:
         self.memory: Any = None
         if settings.sensor_memory:
             block = -(-detector.window_size // settings.stride)
-            self.memory = detector.sensor_memory(settings.sensor_memory, block)
+            self.memory = detector.sensor_memory(
+                settings.sensor_memory, block, settings.sensor_memory_delay
+            )
 
 
 class Pipeline:

@@ -48,6 +48,7 @@ def test_bad_environment_value_names_the_variable():
         ("threshold_margin", float("inf"), "must be a finite number"),
         ("metrics_port", 70000, "must be a TCP port"),
         ("sensor_memory", -1, "must be >= 0"),
+        ("sensor_memory_delay", -5, "must be >= 0"),
         ("bootstrap_servers", "localhost:abc", "'localhost:abc' is not HOST:PORT"),
         ("bootstrap_servers", "a:9092,b:70000", "'b:70000' is not HOST:PORT"),
         ("bootstrap_servers", "", "is not HOST:PORT"),

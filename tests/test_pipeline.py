@@ -256,11 +256,12 @@ def test_autoencoder_batches_give_exactly_the_results_of_one_reading_at_a_time(a
     assert batched.alerts == one.alerts
 
 
+@pytest.mark.parametrize("delay", [0, 50])
 def test_with_a_sensor_memory_batches_give_exactly_the_results_of_one_reading_at_a_time(
-    autoencoder,
+    autoencoder, delay
 ):
     readings = stream(sensors=2, length=220)
-    remembering = settings(sensor_memory=64)
+    remembering = settings(sensor_memory=64, sensor_memory_delay=delay)
     one = run_in_chunks(Pipeline(remembering, autoencoder), readings, [1] * len(readings))
     batched = run_in_chunks(Pipeline(remembering, autoencoder), readings, [2, 3, 50, 385])
     whole = run_in_chunks(Pipeline(remembering, autoencoder), readings, [len(readings)])

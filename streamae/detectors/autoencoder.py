@@ -188,11 +188,11 @@ class AutoencoderDetector(Detector):
         scores, errors, _ = self._score(windows, None)
         return scores, errors
 
-    def sensor_memory(self, size: int, block: int) -> SensorMemory | None:
+    def sensor_memory(self, size: int, block: int, delay: int = 0) -> SensorMemory | None:
         """A ``SensorMemory`` beside the training windows' memory (None: the model has none)."""
         if self.module.memory is None:
             return None
-        return SensorMemory(size, block, self.hyperparameters["latent"])
+        return SensorMemory(size, block, self.hyperparameters["latent"], delay)
 
     def score_remembering(
         self, windows: np.ndarray, memories: Sequence[torch.Tensor | None]

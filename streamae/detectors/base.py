@@ -39,9 +39,10 @@ class Detector(ABC):
         ``scores == channel_errors.mean(axis=1)``.
         """
 
-    def sensor_memory(self, size: int, block: int) -> Any | None:
-        """A memory for one sensor's normal windows (``size`` codes, joining in blocks of
-        ``block`` windows), or None: this detector cannot rebuild from one (the default)."""
+    def sensor_memory(self, size: int, block: int, delay: int = 0) -> Any | None:
+        """A memory for one sensor's normal windows (``size`` codes, each joining ``delay``
+        windows later at the end of a block of ``block``), or None: this detector cannot
+        rebuild from one (the default)."""
         return None
 
     def score_remembering(

@@ -19,6 +19,8 @@ judged normal while it streams.
 
 from __future__ import annotations
 
+from collections import deque
+
 import torch
 from torch import nn
 
@@ -52,24 +54,26 @@ class SensorMemory:
     threshold's own rule: at or under the bar, no alert open: what is flagged is
     never learned), and the decoder may rebuild from these codes too.
 
-    Codes join in blocks of ``block`` windows: the sensor's ``j``-th scored
-    window may rebuild from the normal windows of blocks up to ``j // block - 2``.
-    With ``block`` >= W / stride no window rebuilds from one it shares readings
-    with, and how readings were batched never changes a score.
+    A window's code joins once ``delay`` more windows of its sensor were scored,
+    at the end of a block of ``block`` windows: the sensor's ``j``-th scored
+    window may rebuild from normal window ``i`` when a block ended between
+    ``i + delay`` and ``j``. With ``delay`` >= ``block`` >= W / stride no window
+    rebuilds from one it shares readings with, and as codes join only at block
+    ends, how readings were batched never changes a score.
     """
 
-    def __init__(self, size: int, block: int, latent: int) -> None:
+    def __init__(self, size: int, block: int, latent: int, delay: int = 0) -> None:
         if size < 1 or block < 1:
             raise ValueError(f"sensor memory size and block must be >= 1, got {size}, {block}")
         self.size = size
         self.block = block
+        self.delay = max(delay, block)
         #: Windows of this sensor scored so far.
         self.scored = 0
         self._ring = torch.empty(0, latent)
         self._filled = 0
         self._at = 0
-        self._current: list[torch.Tensor] = []  # normal codes of the block in progress
-        self._last: list[torch.Tensor] = []  # ... of the block completed last
+        self._waiting: deque[tuple[int, torch.Tensor]] = deque()  # (window index, code)
 
     def items(self) -> torch.Tensor | None:
         """The codes a window may rebuild from now (None while there are none)."""
@@ -78,12 +82,14 @@ class SensorMemory:
     def add(self, code: torch.Tensor, normal: bool) -> None:
         """Record the sensor's next scored window: its code, and whether it was judged normal."""
         if normal:
-            self._current.append(code)
+            self._waiting.append((self.scored, code))
         self.scored += 1
         if self.scored % self.block == 0:
-            if self._last:
-                self._remember(torch.stack(self._last))
-            self._last, self._current = self._current, []
+            due = []
+            while self._waiting and self._waiting[0][0] + self.delay <= self.scored:
+                due.append(self._waiting.popleft()[1])
+            if due:
+                self._remember(torch.stack(due))
 
     def _remember(self, codes: torch.Tensor) -> None:
         # A ring: the newest ``size`` codes, in no particular order (a search does not care).

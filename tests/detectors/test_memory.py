@@ -67,20 +67,30 @@ def _items(memory: SensorMemory) -> list[float]:
     return [] if items is None else sorted(items[:, 0].tolist())
 
 
-def test_a_sensor_memory_learns_normal_codes_two_blocks_later_and_keeps_the_newest():
+def test_a_sensor_memory_learns_normal_codes_a_block_later_and_keeps_the_newest():
     memory = SensorMemory(size=3, block=2, latent=1)
     seen = []
     for i in range(10):
         seen.append(_items(memory))  # what window i may rebuild from
         memory.add(torch.tensor([float(i)]), normal=i != 3)  # window 3 was flagged
-    # Window j uses the normal windows of blocks up to j // 2 - 2: none it could overlap.
-    assert seen[:4] == [[], [], [], []]
-    assert seen[4] == seen[5] == [0.0, 1.0]
-    assert seen[6] == seen[7] == [0.0, 1.0, 2.0]  # 3 was flagged: never learned
-    assert seen[8] == seen[9] == [2.0, 4.0, 5.0]  # at most 3: the oldest makes room
+    # Window i joins at the first block end at least a block (here 2) after it.
+    assert seen[:2] == [[], []]
+    assert seen[2] == seen[3] == [0.0]
+    assert seen[4] == seen[5] == [0.0, 1.0, 2.0]
+    assert seen[6] == seen[7] == [1.0, 2.0, 4.0]  # 3 was flagged: never learned
+    assert seen[8] == seen[9] == [4.0, 5.0, 6.0]  # at most 3: the oldest make room
     assert memory.scored == 10
     with pytest.raises(ValueError, match=">= 1"):
         SensorMemory(size=0, block=2, latent=1)
+
+
+def test_a_sensor_memory_delay_holds_codes_back_that_many_windows():
+    memory = SensorMemory(size=10, block=2, latent=1, delay=5)
+    seen = []
+    for i in range(9):
+        seen.append(_items(memory))
+        memory.add(torch.tensor([float(i)]), normal=True)
+    assert seen[5] == [] and seen[6] == [0.0, 1.0] and seen[8] == [0.0, 1.0, 2.0, 3.0]
 
 
 def _detector(memory: int = 7) -> AutoencoderDetector:
