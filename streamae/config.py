@@ -129,8 +129,9 @@ class Settings:
     # (at or under the bar, no alert open) for the autoencoder to rebuild from
     # (0: off; costs 4 * latent bytes per code per sensor; not checkpointed)
     sensor_memory: int = 0
-    # Windows of its sensor scored after a normal window before its code joins (at least
-    # window_size / stride, so no window rebuilds from one it overlaps; 0: that least)
+    # A normal window's code is usable by its sensor's windows at least this many later
+    # (and at least window_size / stride, so none rebuilds from one it overlaps; 0: that
+    # least), from the next end of a block of window_size / stride windows
     sensor_memory_delay: int = 0
     # Dashboard
     dashboard_address: str = "127.0.0.1"

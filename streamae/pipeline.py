@@ -6,7 +6,7 @@ readings and, per step:
 
 1. windows — each reading goes into its sensor's sliding window;
 2. detector — every window that became ready in the batch is scored in ONE
-   ``detector.score`` call per detector;
+   ``detector.score`` call per detector (per round, with a sensor memory: below);
 3. threshold — in input order, each window's score is compared with its
    sensor's rolling threshold, which then learns the score unless it was
    flagged or an alert is open;
@@ -14,9 +14,10 @@ readings and, per step:
 
 With ``Settings.sensor_memory`` each sensor also remembers the codes of its
 windows judged normal, for the autoencoder to rebuild from (the threshold's
-rule; ``streamae.detectors.memory.SensorMemory``). Codes join the memory at the
-end of blocks of ``W / stride`` windows, and a batch is scored in rounds of one
-block per sensor.
+rule; ``streamae.detectors.memory.SensorMemory``). A code is usable by the
+sensor's windows at least ``max(sensor_memory_delay, W / stride)`` later, from
+the next end of a block of ``W / stride`` windows; a batch is scored in rounds
+of one block per sensor. The memory is not part of ``snapshot``.
 
 A window's threshold (and memory) depends only on the earlier windows of its
 sensor, so a batch gives exactly the same scores and alerts as the same
@@ -44,13 +45,13 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from streamae.alerts import AlertTracker
 from streamae.config import Settings
-from streamae.detectors.base import Detector
+from streamae.detectors.base import Detector, NormalMemory
 from streamae.exceptions import ConfigError, ModelError
 from streamae.messages import Alert, Reading, Score
 from streamae.thresholds import make_threshold
@@ -133,8 +134,8 @@ class _Sensor:
             settings.alert_rearm,
             settings.alert_fade,
         )
-        self.memory: Any = None
-        if settings.sensor_memory:
+        self.memory: NormalMemory | None = None
+        if settings.sensor_memory and detector.can_remember:
             block = -(-detector.window_size // settings.stride)
             self.memory = detector.sensor_memory(
                 settings.sensor_memory, block, settings.sensor_memory_delay
@@ -155,14 +156,14 @@ class Pipeline:
                     f"stride {settings.stride} exceeds the window size {detector.window_size} "
                     f"of model {detector.version}; use a stride <= {detector.window_size}"
                 )
-            if settings.sensor_memory and detector.sensor_memory(1, 1) is None:
+            if settings.sensor_memory and not detector.can_remember:
                 log.warning(
                     "model %s cannot rebuild from a sensor memory (not an autoencoder with a "
                     "memory of normal codes): sensor_memory is ignored for its sensors",
                     detector.version,
                 )
         self._remembers = bool(settings.sensor_memory) and any(
-            detector.sensor_memory(1, 1) is not None for detector in self.registry.detectors()
+            detector.can_remember for detector in self.registry.detectors()
         )
         self._sensors: dict[str, _Sensor] = {}
         # One calibrated threshold per model; each new sensor starts from a copy.
@@ -217,7 +218,10 @@ class Pipeline:
         return list(self._sensors)
 
     def snapshot(self, sensor_id: str) -> dict[str, Any]:
-        """JSON-able state of one sensor: window buffer, threshold and alert state."""
+        """JSON-able state of one sensor: window buffer, threshold and alert state.
+
+        Not its sensor memory (``Settings.sensor_memory``): a restored sensor starts
+        learning its normal windows again."""
         sensor = self._sensors[sensor_id]
         return {
             "version": STATE_VERSION,
@@ -299,8 +303,9 @@ class Pipeline:
         rounds: Sequence[Sequence[int]] = (
             _rounds(owners) if self._remembers else [range(len(ready))]
         )
+        scored = _Scored(np.empty(len(ready)), [np.empty(0)] * len(ready), [None] * len(ready))
         if len(rounds) == 1:
-            scores, alerts = self._score_round(ready, owners, rounds[0])
+            scores, alerts = self._score_round(ready, owners, rounds[0], scored)
             out.scores.extend(scores)
             for events in alerts:
                 out.alerts.extend(events)
@@ -308,7 +313,7 @@ class Pipeline:
         # Rounds of one memory block per sensor; the output keeps the input order.
         by_position: dict[int, tuple[Score, list[Alert]]] = {}
         for positions in rounds:
-            scores, alerts = self._score_round(ready, owners, positions)
+            scores, alerts = self._score_round(ready, owners, positions, scored)
             by_position.update(zip(positions, zip(scores, alerts, strict=True), strict=True))
         for position in range(len(ready)):
             score, events = by_position[position]
@@ -316,15 +321,17 @@ class Pipeline:
             out.alerts.extend(events)
 
     def _score_round(
-        self, ready: list[ReadyWindow], owners: list[_Sensor], positions: Sequence[int]
+        self,
+        ready: list[ReadyWindow],
+        owners: list[_Sensor],
+        positions: Sequence[int],
+        scored: _Scored,
     ) -> tuple[list[Score], list[list[Alert]]]:
         """Score ``positions`` (in input order), during which no sensor memory changes.
 
         Returns their scores and each one's alert events, in the order of ``positions``.
         """
-        scores = np.empty(len(ready))
-        errors: list[np.ndarray] = [np.empty(0)] * len(ready)
-        codes: list[Any] = [None] * len(ready)
+        scores, errors, codes = scored
         groups: dict[int, list[int]] = {}
         for position in positions:
             groups.setdefault(id(owners[position].detector), []).append(position)
@@ -333,7 +340,11 @@ class Pipeline:
             windows = [ready[p][2] for p in group]
             memories = [owners[p].memory for p in group] if self._remembers else []
             if any(m is not None for m in memories):
-                items = [m.items() if m is not None else None for m in memories]
+                # One items() per sensor: the detector searches each sensor's memory once.
+                known: dict[int, Any] = {}
+                items = [
+                    known.setdefault(id(m), m.items()) if m is not None else None for m in memories
+                ]
                 batch_scores, batch_errors, batch_codes = _score_batch(detector, windows, items)
                 for p, code in zip(group, batch_codes, strict=True):
                     codes[p] = code
@@ -378,6 +389,14 @@ class Pipeline:
                 )
             )
         return results, alerts
+
+
+class _Scored(NamedTuple):
+    """A batch's scores, per-channel errors and codes (None: not asked for), by position."""
+
+    scores: np.ndarray
+    errors: list[np.ndarray]
+    codes: list[Any]
 
 
 def _rounds(owners: list[_Sensor]) -> list[list[int]]:

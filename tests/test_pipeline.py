@@ -256,16 +256,25 @@ def test_autoencoder_batches_give_exactly_the_results_of_one_reading_at_a_time(a
     assert batched.alerts == one.alerts
 
 
-@pytest.mark.parametrize("delay", [0, 50])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"sensor_memory_delay": 50},
+        {"stride": 3},
+        {"sensor_memory": 5, "sensor_memory_delay": 11},
+    ],
+)
 def test_with_a_sensor_memory_batches_give_exactly_the_results_of_one_reading_at_a_time(
-    autoencoder, delay
+    autoencoder, changes
 ):
     readings = stream(sensors=2, length=220)
-    remembering = settings(sensor_memory=64, sensor_memory_delay=delay)
+    remembering = settings(**({"sensor_memory": 64} | changes))
     one = run_in_chunks(Pipeline(remembering, autoencoder), readings, [1] * len(readings))
     batched = run_in_chunks(Pipeline(remembering, autoencoder), readings, [2, 3, 50, 385])
     whole = run_in_chunks(Pipeline(remembering, autoencoder), readings, [len(readings)])
-    plain = run_in_chunks(Pipeline(settings(), autoencoder), readings, [len(readings)])
+    plain_settings = settings(stride=changes.get("stride", 1))
+    plain = run_in_chunks(Pipeline(plain_settings, autoencoder), readings, [len(readings)])
     assert [s.score for s in one.scores] != [s.score for s in plain.scores]  # it remembers
     assert batched.scores == one.scores and whole.scores == one.scores
     assert batched.alerts == one.alerts and whole.alerts == one.alerts
@@ -307,6 +316,26 @@ def test_a_sensor_memory_learns_a_new_normal_pattern_and_never_a_flagged_burst()
     # The first burst was flagged and never learned, so the second still opens an alert.
     # (The rolling bar learns the lower scores, so a burst may clear it a reading earlier.)
     assert [at // 10 for at in opened] == [at // 10 for at in plain_opened] == [20, 33]
+
+
+@pytest.mark.parametrize("delay", [0, 40])
+def test_a_sensor_memory_holds_exactly_the_windows_judged_normal_once_old_enough(
+    autoencoder, delay
+):
+    readings = stream(sensors=1, length=300)  # bursts at 150-189 and 300-: flagged windows
+    pipeline = Pipeline(settings(sensor_memory=1000, sensor_memory_delay=delay), autoencoder)
+    scores = run_in_chunks(pipeline, readings, [37] * 9).scores
+    normal = [s.score <= s.threshold and not s.is_anomaly for s in scores]
+    assert 0 < normal.count(False) < len(normal)
+    block = 8  # W / stride
+    last_block_end = len(scores) // block * block
+    due = sum(normal[i] for i in range(len(scores)) if i + max(delay, block) <= last_block_end)
+    memory = pipeline._sensors["sensor-0"].memory  # the sensor's state, looked at directly
+    assert memory is not None and memory.scored == len(scores)
+    assert len(memory.items()) == due
+    # A restored sensor starts with an empty memory (it is not checkpointed).
+    pipeline.restore("sensor-0", json.loads(json.dumps(pipeline.snapshot("sensor-0"))))
+    assert pipeline._sensors["sensor-0"].memory.items() is None
 
 
 def test_a_sensor_memory_with_a_detector_that_cannot_use_one_is_ignored_with_a_warning(caplog):

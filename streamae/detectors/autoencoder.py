@@ -39,6 +39,8 @@ CHUNK_WINDOWS = 4096
 #: activations then stay in cache (measured on 2 cores: 1.4-1.6x the windows/s
 #: of 4096-window passes for the LSTM, ~2x for the conv model; 128 and 512 are slower).
 CPU_CHUNK_WINDOWS = 256
+#: Fewest codes searched at once in a sensor memory (see ``AutoencoderDetector._recall``).
+MIN_SEARCH_ROWS = 8
 #: ``mean |x - median| * MEAN_AD_TO_SIGMA`` estimates the standard deviation of
 #: normal data (sqrt(pi / 2)).
 MEAN_AD_TO_SIGMA = 1.2533
@@ -188,10 +190,15 @@ class AutoencoderDetector(Detector):
         scores, errors, _ = self._score(windows, None)
         return scores, errors
 
-    def sensor_memory(self, size: int, block: int, delay: int = 0) -> SensorMemory | None:
-        """A ``SensorMemory`` beside the training windows' memory (None: the model has none)."""
-        if self.module.memory is None:
-            return None
+    @property
+    def can_remember(self) -> bool:
+        """A model with a memory of normal codes can also rebuild from a sensor's."""
+        return self.module.memory is not None
+
+    def sensor_memory(self, size: int, block: int, delay: int = 0) -> SensorMemory:
+        """A ``SensorMemory`` beside the training windows' memory."""
+        if not self.can_remember:
+            raise ModelError(f"model {self.version} has no memory of normal codes to add to")
         return SensorMemory(size, block, self.hyperparameters["latent"], delay)
 
     def score_remembering(
@@ -202,6 +209,8 @@ class AutoencoderDetector(Detector):
         the windows' codes ``[B, latent]``."""
         if len(memories) != len(windows):
             raise ModelError(f"{len(memories)} sensor memories for {len(windows)} windows")
+        if not self.can_remember:
+            raise ModelError(f"model {self.version} has no memory of normal codes to add to")
         return self._score(windows, memories)
 
     def _score(
@@ -240,7 +249,8 @@ class AutoencoderDetector(Detector):
         return errors.mean(axis=1), errors, (torch.cat(codes) if memories is not None else None)
 
     def _recall(self, codes: torch.Tensor, memories: Sequence[torch.Tensor | None]) -> torch.Tensor:
-        """Each code's nearest item in the model's memory or in its sensor's memory."""
+        """Each code's nearest item in the model's memory or in its sensor's memory
+        (windows of one sensor share one ``memories`` object: one search each)."""
         items, values = nearest(codes, self.module.memory)
         groups: dict[int, list[int]] = {}
         for position, memory in enumerate(memories):
@@ -248,7 +258,13 @@ class AutoencoderDetector(Detector):
                 groups.setdefault(id(memory), []).append(position)
         for positions in groups.values():
             where = torch.tensor(positions, device=codes.device)
-            own, own_values = nearest(codes[where], memories[positions[0]])
+            # Searched with at least MIN_SEARCH_ROWS rows: a single row takes another
+            # kernel path whose last bits differ, which can flip a near-tie.
+            rows = codes[where]
+            if len(rows) < MIN_SEARCH_ROWS:
+                rows = torch.cat([rows, rows[-1:].expand(MIN_SEARCH_ROWS - len(rows), -1)])
+            own, own_values = nearest(rows, memories[positions[0]])
+            own, own_values = own[: len(positions)], own_values[: len(positions)]
             closer = own_values < values[where]
             items[where[closer]] = own[closer]
         return items

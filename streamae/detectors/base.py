@@ -12,11 +12,25 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from streamae.exceptions import InputError
+
+
+class NormalMemory(Protocol):
+    """One sensor's memory of its normal windows (``streamae.detectors.memory.SensorMemory``)."""
+
+    #: Windows of the sensor scored so far; codes join at the end of every ``block`` of them.
+    scored: int
+    block: int
+
+    def items(self) -> Any:
+        """What a window may rebuild from now (None: nothing yet)."""
+
+    def add(self, code: Any, normal: bool) -> None:
+        """Record the sensor's next scored window: its code, and whether it was judged normal."""
 
 
 class Detector(ABC):
@@ -39,11 +53,18 @@ class Detector(ABC):
         ``scores == channel_errors.mean(axis=1)``.
         """
 
-    def sensor_memory(self, size: int, block: int, delay: int = 0) -> Any | None:
-        """A memory for one sensor's normal windows (``size`` codes, each joining ``delay``
-        windows later at the end of a block of ``block``), or None: this detector cannot
-        rebuild from one (the default)."""
-        return None
+    @property
+    def can_remember(self) -> bool:
+        """Whether it can rebuild windows from a sensor's memory (``sensor_memory``)."""
+        return False
+
+    def sensor_memory(self, size: int, block: int, delay: int = 0) -> NormalMemory:
+        """A memory for one sensor's normal windows: ``size`` codes, each usable by windows
+        at least ``max(delay, block)`` later, from the next end of a ``block`` of windows.
+
+        Only detectors that ``can_remember`` implement it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no sensor memory")
 
     def score_remembering(
         self, windows: np.ndarray, memories: Sequence[Any | None]
@@ -51,7 +72,7 @@ class Detector(ABC):
         """``score``, each window also rebuilt from ``memories[i]`` (its sensor's memory's
         ``items()``, or None); returns the windows' codes too, for the memories to learn.
 
-        Only detectors whose ``sensor_memory`` returns a memory implement it.
+        Only detectors that ``can_remember`` implement it.
         """
         raise NotImplementedError(f"{type(self).__name__} has no sensor memory")
 

@@ -39,7 +39,8 @@ def nearest(codes: torch.Tensor, memory: torch.Tensor) -> tuple[torch.Tensor, to
     # |c - m|² = |c|² - 2 c·m + |m|², and |c|² is the same for every item of a row:
     # the nearest item minimises |m|² - 2 c·m, one matrix product (a sixth of the
     # time of pairwise distances). Each row is its own dot products, so a code's
-    # neighbour does not depend on which other codes share its batch.
+    # neighbour does not depend on which other codes share its batch, as long as
+    # there are several: a single row takes another kernel path (callers pad).
     values, index = torch.addmm(memory.square().sum(dim=1), codes, memory.T, alpha=-2).min(dim=1)
     return memory[index], values
 
@@ -82,7 +83,8 @@ class SensorMemory:
     def add(self, code: torch.Tensor, normal: bool) -> None:
         """Record the sensor's next scored window: its code, and whether it was judged normal."""
         if normal:
-            self._waiting.append((self.scored, code))
+            # A copy: the code is a row of a whole batch's codes, which it would keep alive.
+            self._waiting.append((self.scored, code.clone()))
         self.scored += 1
         if self.scored % self.block == 0:
             due = []

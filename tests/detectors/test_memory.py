@@ -7,6 +7,7 @@ import torch
 from streamae import artifact
 from streamae.detectors.autoencoder import ARCHITECTURES, AutoencoderDetector, Scaler
 from streamae.detectors.memory import SensorMemory, recall
+from streamae.exceptions import ModelError
 
 
 def test_recall_returns_the_nearest_item_whatever_the_batch():
@@ -123,10 +124,44 @@ def test_scoring_with_a_sensor_memory_rebuilds_from_the_nearer_of_the_two_memori
 
 
 def test_only_a_model_with_a_memory_of_normal_codes_offers_a_sensor_memory():
+    assert _detector().can_remember
     assert isinstance(_detector().sensor_memory(16, 4), SensorMemory)
     torch.manual_seed(3)
     bare = ARCHITECTURES["conv"](channels=1, window=6, hidden=4, latent=2)
     detector = AutoencoderDetector(
         bare, "conv", ("v",), Scaler(np.zeros(1), np.ones(1)), np.linspace(0, 1, 20), device="cpu"
     )
-    assert detector.sensor_memory(16, 4) is None
+    assert not detector.can_remember
+    with pytest.raises(ModelError, match="no memory of normal codes"):
+        detector.sensor_memory(16, 4)
+    with pytest.raises(ModelError, match="no memory of normal codes"):
+        detector.score_remembering(np.zeros((1, 6, 1)), [None])
+
+
+def test_a_window_rebuilds_from_the_same_item_whatever_shares_its_batch():
+    # Two items at the same distance from the window's code (a rotation of one offset):
+    # a near-tie that a one-row search can break differently from a batched one.
+    latent = 16
+    torch.manual_seed(3)
+    module = ARCHITECTURES["conv"](channels=1, window=6, hidden=4, latent=latent)
+    module.set_memory(torch.randn(7, latent) * 50)  # far away: the sensor memory wins
+    detector = AutoencoderDetector(
+        module, "conv", ("v",), Scaler(np.zeros(1), np.ones(1)), np.linspace(0, 1, 20), device="cpu"
+    )
+    rng = np.random.default_rng(0)
+    window = rng.normal(size=(1, 6, 1))
+    others = rng.normal(size=(7, 6, 1))
+    code = detector.score_remembering(window, [None])[2][0]
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(300):
+        offset = torch.randn(latent, generator=generator) * 0.3
+        rotation, _ = torch.linalg.qr(torch.randn(latent, latent, generator=generator))
+        far = [code + torch.randn(latent, generator=generator) * 3 for _ in range(30)]
+        items = torch.stack([code + offset, code + rotation @ offset, *far])
+        # Alone in its sensor's group (the others have memories of their own) ...
+        alone, _, _ = detector.score_remembering(
+            np.concatenate([window, others]), [items] + [items.clone() for _ in range(7)]
+        )
+        # ... and as one of 8 windows sharing one memory.
+        shared, _, _ = detector.score_remembering(np.repeat(window, 8, axis=0), [items] * 8)
+        assert alone[0] == shared[0]
