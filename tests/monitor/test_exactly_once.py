@@ -202,6 +202,9 @@ def test_a_twin_is_seen_in_the_group_by_the_member_it_replaced(monitor_settings,
 
     def member() -> KafkaConsumer:
         consumer = make_consumer(settings, group_id=settings.group_id, group_instance_id="twin")
+        # As the monitor does (monitor/connect.py): know the partitions before joining, or
+        # the leader assigns nothing and the group must rebalance (once seen stuck there).
+        consumer.partitions_for_topic(settings.readings_topic)
         consumer.subscribe([settings.readings_topic])
         deadline = time.monotonic() + 60
         while not consumer.assignment():
