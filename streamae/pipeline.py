@@ -45,7 +45,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -300,24 +300,15 @@ class Pipeline:
         if not ready:
             return
         self.counts["windows"] += len(ready)
-        rounds: Sequence[Sequence[int]] = (
-            _rounds(owners) if self._remembers else [range(len(ready))]
+        count = len(ready)
+        scored = _Scored(
+            np.empty(count), [np.empty(0)] * count, [None] * count, [None] * count, [[]] * count
         )
-        scored = _Scored(np.empty(len(ready)), [np.empty(0)] * len(ready), [None] * len(ready))
-        if len(rounds) == 1:
-            scores, alerts = self._score_round(ready, owners, rounds[0], scored)
-            out.scores.extend(scores)
-            for events in alerts:
-                out.alerts.extend(events)
-            return
-        # Rounds of one memory block per sensor; the output keeps the input order.
-        by_position: dict[int, tuple[Score, list[Alert]]] = {}
-        for positions in rounds:
-            scores, alerts = self._score_round(ready, owners, positions, scored)
-            by_position.update(zip(positions, zip(scores, alerts, strict=True), strict=True))
-        for position in range(len(ready)):
-            score, events = by_position[position]
-            out.scores.append(score)
+        # With sensor memories: rounds of one memory block per sensor.
+        for positions in _rounds(owners) if self._remembers else [range(count)]:
+            self._score_round(ready, owners, positions, scored)
+        out.scores.extend(cast(list[Score], scored.results))  # every position is scored
+        for events in scored.alerts:
             out.alerts.extend(events)
 
     def _score_round(
@@ -326,12 +317,10 @@ class Pipeline:
         owners: list[_Sensor],
         positions: Sequence[int],
         scored: _Scored,
-    ) -> tuple[list[Score], list[list[Alert]]]:
-        """Score ``positions`` (in input order), during which no sensor memory changes.
-
-        Returns their scores and each one's alert events, in the order of ``positions``.
-        """
-        scores, errors, codes = scored
+    ) -> None:
+        """Score ``positions`` (in input order) into ``scored``; no sensor memory changes
+        until the last of them is scored."""
+        scores, errors, codes, results, alerts = scored
         groups: dict[int, list[int]] = {}
         for position in positions:
             groups.setdefault(id(owners[position].detector), []).append(position)
@@ -358,15 +347,13 @@ class Pipeline:
             scores[group] = batch_scores
             for p, channel_errors in zip(group, batch_errors, strict=True):
                 errors[p] = channel_errors
-        results: list[Score] = []
-        alerts: list[list[Alert]] = []
         for position in positions:
             ts_ms, label, window = ready[position]
             sensor = owners[position]
             channels = sensor.detector.channels
             score = float(scores[position])
             threshold = sensor.threshold.value()
-            alerts.append(sensor.alerts.update(ts_ms, score, threshold, errors[position]))
+            alerts[position] = sensor.alerts.update(ts_ms, score, threshold, errors[position])
             is_anomaly = sensor.alerts.is_open
             # The threshold never learns from what it flags, nor during an alert,
             # so a long anomaly cannot raise its own bar and stays flagged.
@@ -375,41 +362,41 @@ class Pipeline:
                 sensor.threshold.learn(score)
             if sensor.memory is not None:
                 sensor.memory.add(codes[position], normal)
-            results.append(
-                Score(
-                    sensor_id=sensor.sensor_id,
-                    ts=ts_ms,
-                    values=dict(zip(channels, window[-1].tolist(), strict=True)),
-                    score=score,
-                    threshold=threshold,
-                    is_anomaly=is_anomaly,
-                    channel_errors=dict(zip(channels, errors[position].tolist(), strict=True)),
-                    model_version=sensor.detector.version,
-                    label=label,
-                )
+            results[position] = Score(
+                sensor_id=sensor.sensor_id,
+                ts=ts_ms,
+                values=dict(zip(channels, window[-1].tolist(), strict=True)),
+                score=score,
+                threshold=threshold,
+                is_anomaly=is_anomaly,
+                channel_errors=dict(zip(channels, errors[position].tolist(), strict=True)),
+                model_version=sensor.detector.version,
+                label=label,
             )
-        return results, alerts
 
 
 class _Scored(NamedTuple):
-    """A batch's scores, per-channel errors and codes (None: not asked for), by position."""
+    """What a batch's windows got, by position: scores, per-channel errors, codes (None:
+    not asked for), the published ``Score`` and the alert events."""
 
     scores: np.ndarray
     errors: list[np.ndarray]
     codes: list[Any]
+    results: list[Score | None]
+    alerts: list[list[Alert]]
 
 
 def _rounds(owners: list[_Sensor]) -> list[list[int]]:
     """The positions of a batch's windows in rounds: round r holds each sensor's windows of
     the r-th memory block it reaches in the batch (all, when no sensor has a memory)."""
     rounds: list[list[int]] = [[]]
-    seen: Counter[int] = Counter()
+    seen: Counter[_Sensor] = Counter()
     for position, sensor in enumerate(owners):
         memory = sensor.memory
         number = 0
         if memory is not None:
-            index = memory.scored + seen[id(sensor)]
-            seen[id(sensor)] += 1
+            index = memory.scored + seen[sensor]
+            seen[sensor] += 1
             number = index // memory.block - memory.scored // memory.block
         while len(rounds) <= number:
             rounds.append([])

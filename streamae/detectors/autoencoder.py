@@ -197,8 +197,7 @@ class AutoencoderDetector(Detector):
 
     def sensor_memory(self, size: int, block: int, delay: int = 0) -> SensorMemory:
         """A ``SensorMemory`` beside the training windows' memory."""
-        if not self.can_remember:
-            raise ModelError(f"model {self.version} has no memory of normal codes to add to")
+        self._check_can_remember()
         return SensorMemory(size, block, self.hyperparameters["latent"], delay)
 
     def score_remembering(
@@ -209,9 +208,12 @@ class AutoencoderDetector(Detector):
         the windows' codes ``[B, latent]``."""
         if len(memories) != len(windows):
             raise ModelError(f"{len(memories)} sensor memories for {len(windows)} windows")
+        self._check_can_remember()
+        return self._score(windows, memories)
+
+    def _check_can_remember(self) -> None:
         if not self.can_remember:
             raise ModelError(f"model {self.version} has no memory of normal codes to add to")
-        return self._score(windows, memories)
 
     def _score(
         self, windows: np.ndarray, memories: Sequence[torch.Tensor | None] | None
