@@ -121,6 +121,10 @@ class Loader:
         config = {
             **_librdkafka_config(settings),
             "acks": "all",
+            # Keeps each partition in send order through retries. Without it, a batch
+            # retried after a fresh broker's first hiccups landed behind later ones,
+            # and the monitor rightly dropped those sensors' older readings as late.
+            "enable.idempotence": True,
             "linger.ms": linger,
             "batch.size": batch,
             "compression.type": "lz4",
