@@ -3,10 +3,13 @@
 An alert opens when ``open_after`` consecutive windows are over the threshold
 and closes after ``close_after`` consecutive windows below it; each alert gives
 exactly one "open" and one "closed" event. With ``rearm`` > 0, for ``rearm``
-windows after an alert closed a new one needs scores over that alert's peak as
-well as over the threshold: a sensor that keeps returning to a level it was
-already alerted for (a recurring burst, an anomaly that fades and flares) does
-not page again for it, while anything worse still alerts at once. It counts from the first window of
+windows after an alert closed a new one needs scores over a raised bar: at first
+that alert's peak, falling geometrically to the threshold over those windows
+(after k of them, threshold × (peak / threshold) ** (1 - k / rearm)). A sensor
+that keeps returning to a level it was just alerted for (a recurring burst, an
+anomaly that fades and flares) does not page again for it, anything worse still
+alerts at once, and the older the last alert, the less its peak holds back: by
+ratio, as scores are squared errors. An alert counts from the first window of
 the run that opened it (``opened_at``), so its ``alert_id`` — a hash of
 (sensor_id, opened_at, model_version) — is the same on every replay, and a
 subscriber can deduplicate on it.
@@ -17,7 +20,8 @@ that has faded to that part of its peak closes its alert even when the aftermath
 (a drifted level) keeps the scores over the threshold. Scores are mean squared
 errors, so 0.25 is half the peak's root-mean-square error. The re-arm keeps the
 faded level from opening another alert at once; a level still over the threshold
-once ``rearm`` windows passed opens a new alert (with that level as its peak).
+opens a new alert (with that level as its peak) once the re-arm's falling bar
+passed under it, at the latest when ``rearm`` windows passed.
 
 >>> import numpy as np
 >>> t = AlertTracker("pump-7", ("p", "t"), "v1", open_after=2, close_after=1)
@@ -103,7 +107,8 @@ class AlertTracker:
         self._peak = -np.inf
         self._peak_errors: list[float] = []
         self._threshold = 0.0  # threshold at the window that opened the alert
-        #: Windows after a close during which a new alert must beat the last peak (0: off).
+        #: Windows after a close during which a new alert must beat a bar that falls from
+        #: the last peak to the threshold (0: off).
         self.rearm = rearm
         self._rearm_left = 0  # windows left in which the last peak still counts
         self._last_peak = -np.inf  # peak score of the last closed alert
@@ -116,7 +121,7 @@ class AlertTracker:
         """Take the next window's score; return the events it caused (none or one)."""
         if not self.is_open and self._rearm_left > 0:
             self._rearm_left -= 1
-            threshold = max(threshold, self._last_peak)
+            threshold = self._rearmed(threshold)
         faded = self.fade > 0 and self.is_open and score <= self.fade * self._peak
         calm = score <= threshold or faded
         if not calm:
@@ -143,6 +148,15 @@ class AlertTracker:
                 self._last_peak = self._peak
                 return [self._event("closed", ts_ms)]
         return []
+
+    def _rearmed(self, threshold: float) -> float:
+        """The bar while re-armed, ``_rearm_left`` windows before the re-arm ends."""
+        peak = self._last_peak
+        if peak <= threshold:
+            return threshold
+        if threshold <= 0:  # no ratio to fall by: the peak holds for the whole horizon
+            return peak
+        return threshold * (peak / threshold) ** (self._rearm_left / self.rearm)
 
     def _event(self, state: Literal["open", "closed"], closed_at: int | None) -> Alert:
         order = np.argsort(-np.asarray(self._peak_errors), kind="stable")[:TOP_CHANNELS]

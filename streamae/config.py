@@ -119,7 +119,8 @@ class Settings:
     # Alerts
     alert_open_after: int = 3
     alert_close_after: int = 10
-    # Windows after an alert closes during which a new one must also beat its peak (0: off)
+    # Windows after an alert closes during which a new one must also beat a bar that
+    # falls geometrically from its peak to the threshold (0: off)
     alert_rearm: int = 0
     # An open alert closes once its scores stayed at or under this part of its peak
     # for alert_close_after windows, even over the threshold (0: off; needs

@@ -96,15 +96,30 @@ def rearming(rearm: int) -> AlertTracker:
     return AlertTracker("pump-7", CHANNELS, "model-1", open_after=1, close_after=1, rearm=rearm)
 
 
-def test_rearm_needs_a_new_alert_to_beat_the_last_peak_for_rearm_windows():
+def test_rearm_holds_back_lower_scores_for_rearm_windows():
     t = rearming(rearm=3)
-    # Alert at ts 0 (peak 5), closed at ts 10; then 3 windows (ts 20-40) must beat 5.
-    events = run(t, [5, 0, 3, 4, 0, 3])
+    # Alert at ts 0 (peak 5), closed at ts 10; for ts 20-40 the bar is 5 ** (2/3) = 2.92,
+    # 5 ** (1/3) = 1.71, then the threshold 1.
+    events = run(t, [5, 0, 2.5, 1.5, 0, 1.5])
     assert [(e.state, e.opened_at) for e in events] == [
         ("open", 0),
         ("closed", 0),
-        ("open", 50),  # the re-arm period is over: 3 > the threshold is enough again
+        ("open", 50),  # the re-arm period is over: 1.5 > the threshold is enough again
     ]
+
+
+def test_the_rearm_bar_falls_geometrically_from_the_last_peak_to_the_threshold():
+    # Peak 16 over a threshold of 1, re-arm 4: the bar is 16 ** (3/4) = 8, then 4, 2, 1.
+    def first_reopening(score: float) -> int | None:
+        t = rearming(rearm=4)
+        events = run(t, [16, 0] + [score] * 5)
+        return events[2].opened_at if len(events) > 2 else None
+
+    assert first_reopening(9) == 20  # over 8: at once
+    assert first_reopening(7) == 30  # under 8, over 4
+    assert first_reopening(3) == 40  # over 2
+    assert first_reopening(1.5) == 50  # over the threshold once the bar reached it
+    assert first_reopening(0.5) is None
 
 
 def test_rearm_lets_a_worse_score_alert_at_once():
@@ -125,15 +140,16 @@ def test_rearm_zero_changes_nothing():
 
 def test_rearm_state_survives_a_checkpoint_and_old_states_still_load():
     t = rearming(rearm=3)
-    run(t, [5, 0, 3])  # one re-arm window used, two left, peak 5
+    run(t, [5, 0, 2])  # one re-arm window used (bar 2.92), two left, peak 5
     state = json.loads(json.dumps(t.state()))
     fresh = rearming(rearm=3)
     fresh.restore(state)
-    assert [e.state for e in run(fresh, [4, 4, 4])] == ["open"]  # ts 20: the third 4 opens
+    # Bars 1.71 then 1: the second 1.5 opens.
+    assert [(e.state, e.opened_at) for e in run(fresh, [1.5, 1.5])] == [("open", 10)]
     old = {k: v for k, v in state.items() if k not in ("rearm_left", "last_peak")}
     legacy = rearming(rearm=3)
     legacy.restore(old)
-    assert [e.state for e in run(legacy, [4])] == ["open"]
+    assert [(e.state, e.opened_at) for e in run(legacy, [1.5])] == [("open", 0)]
 
 
 def test_negative_rearm_is_refused():
