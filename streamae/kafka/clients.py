@@ -24,8 +24,11 @@ from kafka.partitioner.default import DefaultPartitioner
 
 from streamae.config import Settings
 from streamae.exceptions import ConfigError, KafkaAuthError, KafkaUnavailable, StreamaeError
+from streamae.kafka import fixes
 
 log = logging.getLogger(__name__)
+
+fixes.apply()
 
 # How long building a client waits for the first metadata answer. kafka-python's
 # own default (30 s) makes a plain typo in the bootstrap address feel like a hang.

@@ -109,10 +109,12 @@ def open_clients(
         )
         opened.append(state_consumer)
         with kafka_errors(settings, f"subscribing to {settings.readings_topic}"):
-            # Know the topic's partitions before joining: a group leader without them
-            # assigns nothing and the group has to rebalance again at once.
-            consumer.partitions_for_topic(settings.readings_topic)
+            # Refresh the metadata after subscribing, before joining: the group
+            # leader's first assignment then knows the topic's partitions. Without
+            # it the leader assigns from an empty snapshot and kafka-python
+            # rejoins at once (a second rebalance at every start).
             consumer.subscribe([settings.readings_topic], listener=listener)
+            consumer.topics()
     except BaseException:
         for client in opened:
             client.close()
