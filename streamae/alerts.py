@@ -110,7 +110,7 @@ class AlertTracker:
         #: Windows after a close during which a new alert must beat a bar that falls from
         #: the last peak to the threshold (0: off).
         self.rearm = rearm
-        self._rearm_left = 0  # windows left in which the last peak still counts
+        self._rearm_left = 0  # windows left in which the last peak still raises the bar
         self._last_peak = -np.inf  # peak score of the last closed alert
         #: Part of the peak at or under which an open alert's window counts as calm (0: off).
         self.fade = fade

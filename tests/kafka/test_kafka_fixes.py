@@ -20,7 +20,7 @@ def test_a_rejoin_whose_poll_times_out_mid_join_still_takes_the_new_assignment(k
     consumer = make_consumer(kafka_settings, group_id=f"fixes-{uuid.uuid4().hex[:8]}")
     try:
         consumer.subscribe([first])
-        _poll_until(consumer, lambda: consumer.assignment(), timeout_s=30, poll_ms=100)
+        _poll_until(consumer, consumer.assignment, timeout_s=30, poll_ms=100)
         assert {tp.topic for tp in consumer.assignment()} == {first}
 
         # A subscription change makes kafka-python rejoin on its own account; polls of
