@@ -13,7 +13,18 @@ _streamae_stamp=.venv/.streamae-installed
 _streamae_want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [[ "$(cat "$_streamae_stamp" 2>/dev/null)" != "$_streamae_want" ]]; then
     echo "installing streamae and its dependencies into .venv" >&2
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+    if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'; then
+        # PyPI's torch for Linux brings its CUDA libraries: a first install here took
+        # 9 GB of disk at its peak (downloads beside the unpacked files), 6 GB after.
+        _streamae_free_kb=$(df --output=avail -k . "${TMPDIR:-/tmp}" | tail -n +2 | sort -n | head -1)
+        _streamae_free_gb=$(awk -v kb="$_streamae_free_kb" 'BEGIN { printf "%.1f", kb / 1048576 }')
+        echo "error: installing into .venv failed (pip's message is above)." >&2
+        if [[ $_streamae_free_kb -lt $((9 * 1048576)) ]]; then
+            echo "error: the disk holding $PWD or ${TMPDIR:-/tmp} has only ${_streamae_free_gb} GB free;" \
+                "a first install needs about 9 GB. Free some space, then run this again." >&2
+        fi
+        exit 1
+    fi
     echo "$_streamae_want" > "$_streamae_stamp"
 fi
 unset _streamae_stamp _streamae_want
