@@ -28,9 +28,16 @@ from streamae.thresholds.base import Threshold
 from streamae.thresholds.quantile import check_quantile, quantile_bar
 from streamae.thresholds.rolling import MIN_SCORES
 
+#: Lowest bar. Scores are mean squared errors in units of each channel's normal spread,
+#: computed in float32; under 1e-12 (an RMS error of a millionth of the spread) they are
+#: rounding, not signal: NAB's constant art_flatline scored 1.3e-16 or 2.2e-16 by the
+#: batch it was in, over a bar of 1.5e-16, and opened an alert.
+MIN_BAR = 1e-12
+
 
 class CalibratedThreshold(Threshold):
-    """``margin · quantile(q)`` of ``normal_scores`` (linear interpolation), never updated."""
+    """``margin · quantile(q)`` of ``normal_scores`` (linear interpolation, at least
+    ``MIN_BAR``), never updated."""
 
     __slots__ = ("q", "margin", "_value")
 
@@ -44,7 +51,9 @@ class CalibratedThreshold(Threshold):
         scores = scores[np.isfinite(scores)]
         # Too few scores to calibrate: flag nothing rather than guess (as the rolling bars do).
         self._value = (
-            quantile_bar(scores, self.q, self.margin) if len(scores) >= MIN_SCORES else math.inf
+            max(quantile_bar(scores, self.q, self.margin), MIN_BAR)
+            if len(scores) >= MIN_SCORES
+            else math.inf
         )
 
     def value(self) -> float:

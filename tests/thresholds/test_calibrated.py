@@ -6,12 +6,21 @@ import pytest
 
 from streamae.config import Settings
 from streamae.thresholds import CalibratedThreshold, make_threshold
+from streamae.thresholds.calibrated import MIN_BAR
 
 
 def test_the_bar_is_the_margin_times_the_quantile_of_the_normal_scores():
     # 0..10: the 0.9 quantile sits at position 9 exactly; the 0.95 one halfway from 9 to 10.
     assert CalibratedThreshold(0.9, 1.0, np.arange(11.0)).value() == pytest.approx(9.0)
     assert CalibratedThreshold(0.95, 2.0, np.arange(11.0)).value() == pytest.approx(19.0)
+
+
+def test_scores_at_float_rounding_level_do_not_set_the_bar():
+    # A constant series rebuilt perfectly: its scores are rounding, and differ by batch.
+    threshold = CalibratedThreshold(0.999, 1.1, np.full(500, 1.34e-16))
+    assert threshold.value() == MIN_BAR  # not 1.1 x 1.34e-16, which 2.2e-16 crosses
+    # A real bar is untouched.
+    assert CalibratedThreshold(0.999, 1.1, np.full(500, 1e-4)).value() == pytest.approx(1.1e-4)
 
 
 def test_learning_never_moves_the_bar():
