@@ -16,10 +16,10 @@ if [[ "$(cat "$_streamae_stamp" 2>/dev/null)" != "$_streamae_want" ]]; then
     if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'; then
         # PyPI's torch for Linux brings its CUDA libraries: a first install here took
         # 9 GB of disk at its peak (downloads beside the unpacked files), 6 GB after.
-        _streamae_free_kb=$(df --output=avail -k . "${TMPDIR:-/tmp}" | tail -n +2 | sort -n | head -1)
-        _streamae_free_gb=$(awk -v kb="$_streamae_free_kb" 'BEGIN { printf "%.1f", kb / 1048576 }')
+        _streamae_free_kb=$(df --output=avail -k . "${TMPDIR:-/tmp}" 2>/dev/null | awk 'NR > 1 { print $1 }' | sort -n | head -1 || true)
         echo "error: installing into .venv failed (pip's message is above)." >&2
-        if [[ $_streamae_free_kb -lt $((9 * 1048576)) ]]; then
+        if [[ ! -e $_streamae_stamp && $_streamae_free_kb =~ ^[0-9]+$ && $_streamae_free_kb -lt $((9 * 1048576)) ]]; then
+            _streamae_free_gb=$(awk -v kb="$_streamae_free_kb" 'BEGIN { printf "%.1f", kb / 1048576 }')
             echo "error: the disk holding $PWD or ${TMPDIR:-/tmp} has only ${_streamae_free_gb} GB free;" \
                 "a first install needs about 9 GB. Free some space, then run this again." >&2
         fi

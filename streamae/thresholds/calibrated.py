@@ -68,4 +68,5 @@ class CalibratedThreshold(Threshold):
     def restore(self, state: dict[str, Any]) -> None:
         if state.get("kind") != type(self).__name__:
             raise ValueError(f"threshold state is a {state.get('kind')}, not {type(self).__name__}")
-        self._value = float(state["value"])
+        # A checkpoint from before MIN_BAR may hold a rounding-level bar.
+        self._value = max(float(state["value"]), MIN_BAR)

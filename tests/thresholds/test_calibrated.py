@@ -21,6 +21,9 @@ def test_scores_at_float_rounding_level_do_not_set_the_bar():
     assert threshold.value() == MIN_BAR  # not 1.1 x 1.34e-16, which 2.2e-16 crosses
     # A real bar is untouched.
     assert CalibratedThreshold(0.999, 1.1, np.full(500, 1e-4)).value() == pytest.approx(1.1e-4)
+    # Nor does a checkpoint saved with such a bar bring it back.
+    threshold.restore({"kind": "CalibratedThreshold", "value": 1.5e-16})
+    assert threshold.value() == MIN_BAR
 
 
 def test_learning_never_moves_the_bar():
