@@ -24,15 +24,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from streamae.thresholds.base import Threshold
+from streamae.thresholds.base import MIN_BAR, Threshold
 from streamae.thresholds.quantile import check_quantile, quantile_bar
 from streamae.thresholds.rolling import MIN_SCORES
-
-#: Lowest bar. Scores are mean squared errors in units of each channel's normal spread,
-#: computed in float32; under 1e-12 (an RMS error of a millionth of the spread) they are
-#: rounding, not signal: NAB's constant art_flatline scored 1.3e-16 or 2.2e-16 by the
-#: batch it was in, over a bar of 1.5e-16, and opened an alert.
-MIN_BAR = 1e-12
 
 
 class CalibratedThreshold(Threshold):

@@ -14,7 +14,7 @@ own unflagged scores in O(1) time and memory per sensor:
 - they start at the median and MAD of the normal scores (no blind warm-up),
   where the calibrated bar sits ``z`` MADs above the median; the bar is
   ``m + z·s`` — a sensor whose scores are higher or wider carries its bar
-  along — and never lower than the calibrated bar.
+  along — and never lower than the calibrated bar (itself never under ``MIN_BAR``).
 
 Why the floor: the statistics only learn scores the bar did not flag, a sample
 cut off at the bar and so biased low; a bar that once dips into the normal
@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from streamae.thresholds.base import Threshold
+from streamae.thresholds.base import MIN_BAR, Threshold
 
 #: Scores that calibrate a threshold without normal scores; fewer normal scores are refused.
 MIN_SCORES = 10
@@ -130,13 +130,16 @@ class RollingThreshold(Threshold):
         self._first = None if state["first"] is None else [float(s) for s in state["first"]]
         self._median, self._mad = float(state["median"]), float(state["mad"])
         self._z = float(state["z"])
-        self._floor = math.inf if state["floor"] is None else float(state["floor"])
-        self._value = math.inf if state["value"] is None else float(state["value"])
+        # A checkpoint from before MIN_BAR may hold a rounding-level bar.
+        self._floor = math.inf if state["floor"] is None else max(float(state["floor"]), MIN_BAR)
+        self._value = (
+            math.inf if state["value"] is None else max(float(state["value"]), self._floor)
+        )
 
     def _calibrate(self, scores: np.ndarray) -> None:
         """The calibrated bar, and how many MADs above the median of ``scores`` it sits."""
         self._first = None
-        self._floor = self._value = float(self._compute(scores))
+        self._floor = self._value = max(float(self._compute(scores)), MIN_BAR)
         self._median = fast_median(scores)
         self._mad = max(fast_median(np.abs(scores - self._median)), self._min_scale(self._median))
         self._z = (self._floor - self._median) / self._mad

@@ -6,7 +6,7 @@ import pytest
 
 from streamae.config import Settings
 from streamae.thresholds import CalibratedThreshold, make_threshold
-from streamae.thresholds.calibrated import MIN_BAR
+from streamae.thresholds.base import MIN_BAR
 
 
 def test_the_bar_is_the_margin_times_the_quantile_of_the_normal_scores():

@@ -1,5 +1,7 @@
+import numpy as np
 import pytest
 
+from streamae.thresholds.base import MIN_BAR
 from streamae.thresholds.quantile import QuantileThreshold
 
 
@@ -17,3 +19,18 @@ def test_interpolates_linearly_between_order_statistics():
 def test_invalid_quantile_or_margin_is_refused(q, margin):
     with pytest.raises(ValueError):
         QuantileThreshold(q=q, margin=margin)
+
+
+def test_scores_at_float_rounding_level_do_not_set_the_rolling_bar_either():
+    # A constant series rebuilt perfectly: its scores are rounding, and differ by batch.
+    threshold = QuantileThreshold(
+        window=2000, q=0.999, margin=1.1, normal_scores=np.full(500, 1.34e-16)
+    )
+    assert threshold.value() == MIN_BAR  # not 1.1 x 1.34e-16, which 2.2e-16 crosses
+    for _ in range(100):
+        threshold.learn(1.34e-16)
+    assert threshold.value() >= MIN_BAR
+    # Nor does a checkpoint saved with such a bar bring it back.
+    state = threshold.state() | {"floor": 1.5e-16, "value": 1.5e-16}
+    threshold.restore(state)
+    assert threshold.value() == MIN_BAR
