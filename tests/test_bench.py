@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from streamae.bench import KEYS
 
@@ -42,6 +43,9 @@ def test_quick_json_run_reports_every_figure(quick_result: dict) -> None:
     not_positive = {key: quick_result[key] for key in KEYS if not quick_result[key] > 0}
     assert not not_positive
     assert quick_result["model"]["arch"] == "lstm" and quick_result["model"]["window"] == 64
+    # Runs on different hosts compare only with the host named.
+    assert quick_result["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert quick_result["torch_version"] == torch.__version__
 
 
 @pytest.mark.kafka

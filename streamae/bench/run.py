@@ -126,6 +126,10 @@ def run_bench(
         "window": config.window,
         "channels": config.channels,
         "cpus": cores,
+        # The figures move with the host: the LSTM's speed with its vector units.
+        "cpu_model": _cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch_version": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "monitor_instances": instances,
         "monitor_torch_threads": max(1, cores // instances),
@@ -144,6 +148,18 @@ def run_bench(
         _memory(config, model_dir, result)
     result["load_average_end"] = round(os.getloadavg()[0], 2)
     return result
+
+
+def _cpu_model() -> str:
+    """The processor's name as Linux reports it; empty where it does not."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return ""
 
 
 def _models_and_naive(config: BenchConfig, tmp: Path, result: dict[str, Any]) -> str:

@@ -113,7 +113,8 @@ def report(result: dict[str, Any]) -> str:
         ),
         (
             "machine",
-            f"{r['cpus']} CPUs, load {r['load_average_start']} → {r['load_average_end']}",
+            f"{r['cpus']} CPUs ({r['cpu_model'] or 'unnamed'}, {r['cpu_capability']}), "
+            f"torch {r['torch_version']}, load {r['load_average_start']} → {r['load_average_end']}",
         ),
     ]
     width = max(len(name) for name, _ in rows)
