@@ -46,6 +46,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_kafka_options(parser)
     parser.add_argument(
+        "--group",
+        dest="group_id",
+        metavar="ID",
+        help="the monitors' consumer group, whose lag the page shows "
+        "(default: STREAMAE_GROUP_ID or streamae-monitor)",
+    )
+    parser.add_argument(
         "--lookback",
         type=float,
         metavar="S",

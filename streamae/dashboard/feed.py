@@ -101,6 +101,9 @@ class KafkaFeed:
                     bootstrap_timeout_ms=PROBE_TIMEOUT_MS,
                     # New partitions show up in metadata within this time.
                     metadata_max_age_ms=int(REFRESH_S * 1000),
+                    # An exactly-once monitor aborts a batch it will score again: only
+                    # committed results are shown (the same as any read without transactions).
+                    isolation_level="read_committed",
                 )
                 self._read(consumer)
             except KafkaUnavailable as exc:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from streamae.cli import main
+from streamae.cli import build_parser, main
 from streamae.cli.dashboard import APP, settings_env, streamlit_command
+from streamae.cli.options import settings_from
 from streamae.config import Secret, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,6 +47,15 @@ def test_settings_travel_to_the_page_through_the_environment():
     env = settings_env(settings)
     assert env["STREAMAE_SASL_PASSWORD"] == "hunter2"
     assert Settings.load(env=env) == settings
+
+
+def test_the_group_whose_lag_the_page_shows_is_an_option(monkeypatch):
+    monkeypatch.delenv("STREAMAE_GROUP_ID", raising=False)
+    for argv, group in (
+        (["dashboard", "--group", "plant-a"], "plant-a"),
+        (["dashboard"], "streamae-monitor"),
+    ):
+        assert settings_from(build_parser(argv).parse_args(argv)).group_id == group
 
 
 def test_a_busy_port_is_a_clear_error_not_a_traceback(capsys):

@@ -116,6 +116,28 @@ def test_picks_up_topics_and_partitions_created_later(kafka_settings, running):
     assert [a.alert_id for a in snap.alerts] == ["y"]
 
 
+def test_shows_only_committed_results_of_an_exactly_once_monitor(kafka_settings, running):
+    settings = kafka_settings
+    ensure_topics(settings, {settings.scores_topic: 1})
+    now = int(time.time() * 1000)
+    producer = make_producer(settings, transactional_id=f"{settings.group_id}-txn")
+    try:
+        producer.init_transactions()
+        for name, commit in (("aborted", False), ("committed", True)):
+            producer.begin_transaction()
+            producer.send(settings.scores_topic, key=name.encode(), value=encode(score(name, now)))
+            producer.flush(30)
+            if commit:
+                producer.commit_transaction()
+            else:
+                producer.abort_transaction()
+    finally:
+        producer.close()
+
+    snap = wait_for(running(settings), lambda s: "committed" in s.latest, "the committed score")
+    assert sorted(snap.latest) == ["committed"]
+
+
 def test_says_when_the_broker_is_unreachable(running):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
