@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -155,24 +154,6 @@ def load(folder: str | Path, device: str = "auto") -> AutoencoderDetector:
             "retrain or restore it"
         )
     return _build(doc, blob, device, stored, meta_path)
-
-
-def check_compatible(
-    detector: AutoencoderDetector, channels: Sequence[str], window_size: int
-) -> None:
-    """Refuse data whose channels (names and order) or window size the model was not trained on."""
-    channels = tuple(channels)
-    if channels != detector.channels:
-        raise ArtifactError(
-            f"model {detector.version} expects channels {list(detector.channels)} in this order; "
-            f"the data has {list(channels)} (pick them with --columns, or retrain)"
-        )
-    if window_size != detector.window_size:
-        raise ArtifactError(
-            f"model {detector.version} was trained on windows of {detector.window_size} readings; "
-            f"the window size here is {window_size} (set --window {detector.window_size} or "
-            f"STREAMAE_WINDOW_SIZE={detector.window_size}, or retrain)"
-        )
 
 
 def _canonical(doc: dict[str, Any]) -> bytes:

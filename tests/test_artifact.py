@@ -186,19 +186,6 @@ def test_weights_that_do_not_fit_the_architecture_are_refused(trained, tmp_path)
         artifact.load(folder)
 
 
-def test_check_compatible_refuses_other_channels_or_window(trained):
-    artifact.check_compatible(trained, ["p", "q"], 16)
-    with pytest.raises(
-        ArtifactError,
-        match=r"expects channels \['p', 'q'\] in this order; the data has \['q', 'p'\]",
-    ):
-        artifact.check_compatible(trained, ["q", "p"], 16)
-    with pytest.raises(ArtifactError, match="channels"):
-        artifact.check_compatible(trained, ["p"], 16)
-    with pytest.raises(ArtifactError, match="windows of 16 readings; the window size here is 32"):
-        artifact.check_compatible(trained, ["p", "q"], 32)
-
-
 def test_save_refuses_only_folders_that_hold_other_data(trained, tmp_path):
     kept = tmp_path / "kept"
     kept.mkdir()
