@@ -14,6 +14,9 @@ COPY streamae ./streamae
 COPY dashboards ./dashboards
 RUN pip install .
 
+# The trainer writes the model volume as this user: a new, empty named volume
+# takes the owner of the image's folder it is mounted on.
+RUN mkdir /models && chown streamae:streamae /models
 USER streamae
 EXPOSE 8501 9108
 ENTRYPOINT ["streamae"]

@@ -4,7 +4,7 @@
 # it publishes them, and the dashboard.
 #   scripts/demo.sh              # 20 simulated sensors with injected anomalies
 #   scripts/demo.sh --replay     # a real recorded series (NAB machine temperature)
-# Environment: DEMO_DURATION (seconds of feed; default: until Ctrl-C),
+# Environment: DEMO_DURATION (seconds of feed; default 86400, a day),
 # DEMO_PORT (Kafka, default 9092), DEMO_DASHBOARD_PORT (default 8501),
 # DEMO_DIR (broker data, models and logs; default .kafka-demo).
 # Ctrl-C stops everything the script started, and nothing else (a broker that
