@@ -46,6 +46,13 @@ def test_quick_json_run_reports_every_figure(quick_result: dict) -> None:
     # Runs on different hosts compare only with the host named.
     assert quick_result["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert quick_result["torch_version"] == torch.__version__
+    # The ceiling is the better of two ways to use every core; both ran.
+    for name in ("model_ceiling", "model_ceiling_c8"):
+        both = [quick_result[f"{name}_{way}_windows_per_s"] for way in ("threads", "processes")]
+        assert min(both) > 0 and quick_result[f"{name}_windows_per_s"] == max(both)
+    assert quick_result["model_ceiling_over_naive"] == pytest.approx(
+        quick_result["model_ceiling_windows_per_s"] / quick_result["naive_windows_per_s"]
+    )
 
 
 @pytest.mark.kafka

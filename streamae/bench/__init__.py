@@ -4,7 +4,9 @@ One run, one machine, one broker (its own ``LocalBroker`` unless given one):
 
 a. model ceiling — windows/s of the bare batched forward pass of the product's
    default architecture (``TrainConfig()`` with the benchmark's window), for C
-   channels and a wide model; and the naive baseline: one window per pass;
+   channels and a wide model, on every core: the better of all threads in one
+   process and one one-thread process per core (how the monitor group runs); and
+   the naive baseline: one window per pass;
 b. consume ceiling — readings/s a bare consumer reads and decodes;
 c. monitor — the real ``Monitor`` (own process) from the start of N preloaded
    readings, stride 1, until every one is scored, published and committed;

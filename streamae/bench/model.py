@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import time
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Barrier
 
 import numpy as np
 
+from streamae.bench.processes import openmp_threads, spawn_context
 from streamae.detectors.base import Detector
+from streamae.exceptions import StreamaeError
+
+#: How long a per-core scorer may take to start (spawn, import torch, load the model).
+START_TIMEOUT_S = 120.0
 
 
 def ceiling(detector: Detector, batch: int, seconds: float) -> tuple[float, float]:
@@ -25,6 +32,75 @@ def ceiling(detector: Detector, batch: int, seconds: float) -> tuple[float, floa
         detector.score(windows)
         scored += batch
     return scored / elapsed, scored / max(time.process_time() - cpu, 1e-9)
+
+
+def ceiling_per_core(
+    model_dir: str, processes: int, batch: int, seconds: float
+) -> tuple[float, float]:
+    """The ceiling of ``processes`` one-thread processes scoring at once, as a monitor
+    group runs: their windows/s summed, and windows per CPU-second of all of them.
+
+    Each loads the artifact in ``model_dir``; they start timing together.
+    """
+    context = spawn_context()
+    barrier = context.Barrier(processes)
+    pipes = [context.Pipe(duplex=False) for _ in range(processes)]
+    children = [
+        context.Process(
+            target=_score_alone,
+            args=(model_dir, batch, seconds, barrier, sender),
+            name=f"streamae-bench-ceiling-{index}",
+            daemon=True,
+        )
+        for index, (_, sender) in enumerate(pipes)
+    ]
+    with openmp_threads(1):
+        for child in children:
+            child.start()
+    for _, sender in pipes:
+        sender.close()  # so that a child's death reads as the end of its pipe
+    try:
+        rates = [_receive(receiver, seconds) for receiver, _ in pipes]
+    finally:
+        for child in children:
+            child.join(10)
+            if child.is_alive():
+                child.kill()
+                child.join(5)
+    wall = sum(rate for rate, _ in rates)
+    return wall, wall / sum(rate / cpu_rate for rate, cpu_rate in rates)
+
+
+def _receive(receiver: Connection, seconds: float) -> tuple[float, float]:
+    if not receiver.poll(START_TIMEOUT_S + seconds):
+        raise StreamaeError("a per-core model scorer of the benchmark did not report in time")
+    try:
+        kind, *payload = receiver.recv()
+    except EOFError:
+        raise StreamaeError("a per-core model scorer of the benchmark died") from None
+    if kind == "error":
+        raise StreamaeError(f"a per-core model scorer of the benchmark failed: {payload[0]}")
+    return payload[0], payload[1]
+
+
+def _score_alone(
+    model_dir: str, batch: int, seconds: float, barrier: Barrier, sender: Connection
+) -> None:
+    """One per-core scorer: load the model, wait for the others, time ``ceiling``."""
+    try:
+        import torch
+
+        from streamae import artifact
+
+        detector = artifact.load(model_dir, device="cpu")
+        torch.set_num_threads(1)  # after the load, which sets every core (as ``Monitor`` does)
+        barrier.wait(START_TIMEOUT_S)
+        sender.send(("rate", *ceiling(detector, batch, seconds)))
+    except BaseException as exc:  # reported to the parent, which raises it there
+        barrier.abort()
+        sender.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        sender.close()
 
 
 def naive(detector: Detector, windows: np.ndarray, max_seconds: float) -> tuple[float, int]:

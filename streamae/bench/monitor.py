@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import sys
 import threading
 import time
@@ -36,6 +35,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from streamae.bench.memory import peak_rss_bytes
+from streamae.bench.processes import openmp_threads, spawn_context
 from streamae.config import Settings
 from streamae.exceptions import StreamaeError
 
@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 #: How often an instance reports progress; its reading of the counters costs the
 #: monitor's own CPU, so not more often than the parent needs.
 WATCH_INTERVAL_S = 0.05
-OMP_THREADS = "OMP_NUM_THREADS"
 #: An instance that never finishes is killed this long after its own runtime limit.
 EXIT_GRACE_S = 30.0
 
@@ -58,7 +57,7 @@ class MonitorGroup:
     def __init__(
         self, settings: Settings, model_dir: str, *, instances: int, max_runtime_s: float
     ) -> None:
-        context = multiprocessing.get_context("spawn")
+        context = spawn_context()
         self._max_runtime_s = max_runtime_s
         self._torch_threads = settings.torch_threads
         self._conns: list[Connection] = []
@@ -78,19 +77,9 @@ class MonitorGroup:
             )
 
     def __enter__(self) -> MonitorGroup:
-        # Each child inherits the environment: its OpenMP runtime starts with the
-        # instance's torch threads (see ``streamae.cli.pin_openmp``).
-        saved = os.environ.get(OMP_THREADS)
-        if self._torch_threads > 0 and saved is None:
-            os.environ[OMP_THREADS] = str(self._torch_threads)
-        try:
+        with openmp_threads(self._torch_threads):
             for process in self._processes:
                 process.start()
-        finally:
-            if saved is None:
-                os.environ.pop(OMP_THREADS, None)
-            else:
-                os.environ[OMP_THREADS] = saved
         return self
 
     def __exit__(self, *exc_info: object) -> None:

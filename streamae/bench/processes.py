@@ -1,0 +1,35 @@
+"""Child processes of the benchmark: started by spawning, each with its own OpenMP threads."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from multiprocessing.context import SpawnContext
+
+OMP_THREADS = "OMP_NUM_THREADS"
+
+
+def spawn_context() -> SpawnContext:
+    """Fresh interpreters: a forked child would inherit the parent's torch threads."""
+    return multiprocessing.get_context("spawn")
+
+
+@contextmanager
+def openmp_threads(threads: int) -> Iterator[None]:
+    """Children started inside this block start their OpenMP runtime with ``threads``.
+
+    A child reads ``OMP_NUM_THREADS`` once, as torch loads (see
+    ``streamae.cli.pin_openmp``); a value the user set is kept.
+    """
+    saved = os.environ.get(OMP_THREADS)
+    if threads > 0 and saved is None:
+        os.environ[OMP_THREADS] = str(threads)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(OMP_THREADS, None)
+        else:
+            os.environ[OMP_THREADS] = saved
