@@ -50,6 +50,7 @@ def test_quick_json_run_reports_every_figure(quick_result: dict) -> None:
     for name in ("model_ceiling", "model_ceiling_c8"):
         both = [quick_result[f"{name}_{way}_windows_per_s"] for way in ("threads", "processes")]
         assert min(both) > 0 and quick_result[f"{name}_windows_per_s"] == max(both)
+    assert 0 < quick_result["latency_cpu_busy"] <= 1  # the paced phase kept the cores busy
     assert quick_result["model_ceiling_over_naive"] == pytest.approx(
         quick_result["model_ceiling_windows_per_s"] / quick_result["naive_windows_per_s"]
     )

@@ -163,6 +163,25 @@ def _cpu_model() -> str:
     return ""
 
 
+def _cpu_times() -> tuple[int, int] | None:
+    """(busy, total) CPU time of the whole machine so far, in ticks; None off Linux."""
+    try:
+        with open("/proc/stat", encoding="utf-8") as stat:
+            ticks = [int(field) for field in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + waiting for I/O
+    return sum(ticks) - idle, sum(ticks)
+
+
+def _busy_since(start: tuple[int, int] | None) -> float | None:
+    """The machine's busy share of its CPU time since ``start`` (``_cpu_times()``)."""
+    end = _cpu_times()
+    if start is None or end is None or end[1] <= start[1]:
+        return None
+    return (end[0] - start[0]) / (end[1] - start[1])
+
+
 def _models_and_naive(config: BenchConfig, tmp: Path, result: dict[str, Any]) -> str:
     """Phase a (model ceilings, C and wide C) and the naive baseline; saves the C model."""
     log.info("bench: training the default-architecture models (1 epoch each)")
@@ -305,7 +324,10 @@ def _latency(config: BenchConfig, settings: Settings, model_dir: str, result: di
                 monitors.wait_consumed(backlog, config.phase_timeout_s)
                 monitors.wait_settled(settings.readings_partitions, config.phase_timeout_s)
                 log.info("bench: latency at %.0f readings/s for %.0f s", rate, config.latency_s)
+                cpu = _cpu_times()
                 paced = _paced(loader, messages[backlog:], rate, config.latency_warmup_s, sent)
+                # Whether the tail is a queue: how full the cores were (all processes).
+                result["latency_cpu_busy"] = _busy_since(cpu)
                 loader.flush()
                 monitors.wait_consumed(backlog + paced, config.phase_timeout_s)
                 monitors.stop()

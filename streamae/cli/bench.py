@@ -101,7 +101,7 @@ def report(result: dict[str, Any]) -> str:
         (
             f"latency at {r['latency_offered_readings_per_s']:,.0f} readings/s",
             f"p50 {r['latency_p50_ms']:.0f} ms, p95 {r['latency_p95_ms']:.0f} ms, "
-            f"p99 {r['latency_p99_ms']:.0f} ms",
+            f"p99 {r['latency_p99_ms']:.0f} ms{_busy(r.get('latency_cpu_busy'))}",
         ),
         (
             f"memory ({r['memory_sensors']:,} sensors)",
@@ -134,3 +134,7 @@ def _ceiling(r: dict[str, Any], name: str) -> str:
         f"{r[f'{name}_processes_windows_per_s']:,.0f}; 1 process x {r['torch_threads']} "
         f"threads {r[f'{name}_threads_windows_per_s']:,.0f})"
     )
+
+
+def _busy(share: float | None) -> str:
+    return "" if share is None else f"; the cores {share:.0%} busy meanwhile"
