@@ -30,6 +30,7 @@ import os
 import tempfile
 import time
 import tomllib
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -248,7 +249,7 @@ def run_benchmark(
         detect_started = time.perf_counter()
         reports = detect_files(
             files,
-            output_paths(data_root, files, detections),
+            output_paths(data_root, files, detections, option="--keep"),
             resolved,
             options,
             jobs=jobs,
@@ -363,9 +364,31 @@ def model_config(settings: Settings, options: DetectOptions) -> dict[str, Any]:
         raise ConfigError(
             f"unknown training option(s) {', '.join(wrong)}; TrainConfig has {', '.join(sorted(known))}"
         )
+    _check_types(changes, typing.get_type_hints(TrainConfig))
     # As ``detect.train`` builds it: in one go, so width defaults follow the architecture.
     config = TrainConfig(window=settings.window_size, device=settings.device, **changes)
     return {"kind": "autoencoder", **dataclasses.asdict(config)}
+
+
+#: What a TOML value of each TrainConfig field's type may be, and its name for a message.
+_KINDS: dict[type, tuple[tuple[type, ...], str]] = {
+    int: ((int,), "an integer"),
+    float: ((int, float), "a number"),
+    str: ((str,), "a string"),
+}
+
+
+def _check_types(changes: Mapping[str, Any], hints: Mapping[str, Any]) -> None:
+    """Refuse a training option of the wrong type (``epochs = "5"``), naming it."""
+    for name, value in changes.items():
+        # ``int | None`` takes an int: None cannot be written in TOML.
+        kind = next(
+            t for t in typing.get_args(hints[name]) or (hints[name],) if t is not type(None)
+        )
+        allowed, what = _KINDS.get(kind, ((kind,), kind.__name__))
+        if (isinstance(value, bool) and kind is not bool) or not isinstance(value, allowed):
+            quoted = "; remove the quotes" if isinstance(value, str) else ""
+            raise ConfigError(f"training option {name!r} must be {what}, got {value!r}{quoted}")
 
 
 def _protocol(name: str) -> Protocol:

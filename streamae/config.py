@@ -19,6 +19,8 @@ from typing import Any, get_type_hints
 from streamae.exceptions import ConfigError
 
 ENV_PREFIX = "STREAMAE_"
+#: Largest random seed: 32 bits, what numpy's and torch's generators all accept.
+MAX_SEED = 2**32 - 1
 
 
 class Secret:
@@ -45,6 +47,14 @@ class Secret:
 
     def __bool__(self) -> bool:
         return bool(self._value)
+
+
+class _SettingError(ConfigError):
+    """An invalid value of ``setting``: ``load`` adds where the value came from."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        self.setting = setting
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -149,6 +159,7 @@ class Settings:
         env = os.environ if env is None else env
         hints = get_type_hints(cls)
         values: dict[str, Any] = {}
+        from_env: set[str] = set()
         for field in dataclasses.fields(cls):
             name = field.name
             given = overrides.pop(name, None)
@@ -158,9 +169,16 @@ class Settings:
             var = ENV_PREFIX + name.upper()
             if var in env:
                 values[name] = _coerce(name, hints[name], env[var], f"environment variable {var}")
+                from_env.add(name)
         if overrides:
             raise ConfigError(f"unknown setting(s): {', '.join(sorted(overrides))}")
-        return cls(**values)
+        try:
+            return cls(**values)
+        except _SettingError as exc:
+            if exc.setting not in from_env:
+                raise
+            # Name the variable to fix, as a value that is not a number is named.
+            raise ConfigError(f"environment variable {cls.env_var(exc.setting)}: {exc}") from None
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with some settings changed (validated like ``load``)."""
@@ -237,49 +255,62 @@ def _validate(settings: Settings) -> None:
     for field in dataclasses.fields(settings):
         value = getattr(settings, field.name)
         if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"setting {field.name!r} must be a finite number, got {value!r}")
+            raise _SettingError(
+                field.name, f"setting {field.name!r} must be a finite number, got {value!r}"
+            )
     _check_bootstrap(settings.bootstrap_servers)
     for name, allowed in _CHOICES.items():
         value = getattr(settings, name)
         if value not in allowed:
             choices = ", ".join(repr(a) for a in sorted(allowed))
-            raise ConfigError(f"setting {name!r} is {value!r}; choose one of {choices}")
+            raise _SettingError(name, f"setting {name!r} is {value!r}; choose one of {choices}")
     for name in _POSITIVE:
         if getattr(settings, name) <= 0:
-            raise ConfigError(f"setting {name!r} must be > 0, got {getattr(settings, name)!r}")
+            raise _SettingError(
+                name, f"setting {name!r} must be > 0, got {getattr(settings, name)!r}"
+            )
     for name in _NON_NEGATIVE:
         if getattr(settings, name) < 0:
-            raise ConfigError(f"setting {name!r} must be >= 0, got {getattr(settings, name)!r}")
+            raise _SettingError(
+                name, f"setting {name!r} must be >= 0, got {getattr(settings, name)!r}"
+            )
     if not 0.0 <= settings.alert_fade < 1.0:
-        raise ConfigError(
-            f"setting 'alert_fade' must be in [0, 1) (0: off), got {settings.alert_fade!r}"
+        raise _SettingError(
+            "alert_fade",
+            f"setting 'alert_fade' must be in [0, 1) (0: off), got {settings.alert_fade!r}",
         )
     if settings.alert_fade and not settings.alert_rearm:
-        raise ConfigError(
+        raise _SettingError(
+            "alert_fade",
             f"setting 'alert_fade' ({settings.alert_fade:g}) needs 'alert_rearm' > 0: without "
-            "it the level an alert faded to re-opens it at once"
+            "it the level an alert faded to re-opens it at once",
         )
     if not 0.0 < settings.threshold_quantile < 1.0:
-        raise ConfigError(
-            f"setting 'threshold_quantile' must be in (0, 1), got {settings.threshold_quantile!r}"
+        raise _SettingError(
+            "threshold_quantile",
+            f"setting 'threshold_quantile' must be in (0, 1), got {settings.threshold_quantile!r}",
         )
     if not 0 < settings.dashboard_port < 65536:
-        raise ConfigError(
-            f"setting 'dashboard_port' must be a TCP port, got {settings.dashboard_port}"
+        raise _SettingError(
+            "dashboard_port",
+            f"setting 'dashboard_port' must be a TCP port, got {settings.dashboard_port}",
         )
     if settings.metrics_port > 65535:
-        raise ConfigError(
-            f"setting 'metrics_port' must be a TCP port (or 0: off), got {settings.metrics_port}"
+        raise _SettingError(
+            "metrics_port",
+            f"setting 'metrics_port' must be a TCP port (or 0: off), got {settings.metrics_port}",
         )
     if settings.instance_id and not _INSTANCE_ID.fullmatch(settings.instance_id):
-        raise ConfigError(
+        raise _SettingError(
+            "instance_id",
             f"setting 'instance_id' is {settings.instance_id!r}; use 1 to 200 letters, digits, "
-            "'.', '_' or '-' (Kafka's rule for static member ids)"
+            "'.', '_' or '-' (Kafka's rule for static member ids)",
         )
     if settings.stride > settings.window_size:
-        raise ConfigError(
+        raise _SettingError(
+            "stride",
             f"setting 'stride' ({settings.stride}) must not exceed 'window_size' "
-            f"({settings.window_size})"
+            f"({settings.window_size})",
         )
 
 
@@ -290,7 +321,8 @@ def _check_bootstrap(servers: str) -> None:
         if not colon:
             host, port = server.strip(), "9092"
         if not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigError(
+            raise _SettingError(
+                "bootstrap_servers",
                 f"setting 'bootstrap_servers' is {servers!r}: {server.strip()!r} is not "
-                "HOST:PORT (e.g. 127.0.0.1:9092; several: comma-separated)"
+                "HOST:PORT (e.g. 127.0.0.1:9092; several: comma-separated)",
             )

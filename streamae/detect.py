@@ -289,12 +289,20 @@ def detect_files(
 
 
 def output_paths(
-    source: Path, files: list[Path], out: Path, *, as_folder: bool = False
+    source: Path, files: list[Path], out: Path, *, as_folder: bool = False, option: str = "--out"
 ) -> dict[Path, Path]:
-    """Where each input's output goes: ``out`` mirrors a folder's relative paths, as CSV."""
+    """Where each input's output goes: ``out`` mirrors a folder's relative paths, as CSV.
+
+    ``option`` is how the user gave ``out``, for the messages.
+    """
     if source.is_dir():
         if out.exists() and not out.is_dir():
-            raise InputError(f"--out {out} is a file; for a folder of inputs give a folder")
+            raise InputError(f"{option} {out} is a file; for a folder of inputs give a folder")
+        if out.resolve().is_relative_to(source.resolve()):  # a rerun would read its outputs
+            raise InputError(
+                f"{option} {out} is inside the input folder {source}; the next run would "
+                f"take its outputs for inputs: choose a folder outside {source}"
+            )
         targets = {p: (out / p.relative_to(source)).with_suffix(".csv") for p in files}
     elif out.is_dir() or as_folder:
         targets = {files[0]: out / files[0].with_suffix(".csv").name}
@@ -303,12 +311,17 @@ def output_paths(
     for path, target in targets.items():
         if target.resolve() == path.resolve():
             raise InputError(
-                f"{target}: the output would overwrite its input; choose another --out"
+                f"{target}: the output would overwrite its input; choose another {option}"
+            )
+        if target.exists() and not target.is_file():  # a pipe, a device, a folder
+            raise InputError(
+                f"{target}: exists and is not a regular file; left as it is "
+                f"(choose another {option})"
             )
         if target.is_file() and not _is_detect_output(target):
             raise InputError(
                 f"{target}: exists and is not an output of detect; left as it is "
-                "(choose another --out, or remove it)"
+                f"(choose another {option}, or remove it)"
             )
     return targets
 

@@ -234,6 +234,7 @@ def _timestamps(column: pd.Series, path: Path, name: object) -> np.ndarray:
                 pd.Timestamp(int(stamps.max()), unit="ms").year,
             )
         return stamps
+    _check_epoch_text(column, path, name)
     try:
         parsed = pd.to_datetime(column, utc=True, format="mixed")
     except (ValueError, TypeError) as exc:
@@ -244,3 +245,22 @@ def _timestamps(column: pd.Series, path: Path, name: object) -> np.ndarray:
         row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
         raise InputError(f"{path}: {_row(path, row)}: empty or unreadable timestamp in {name!r}")
     return parsed.dt.as_unit("ms").astype("int64").to_numpy()
+
+
+def _check_epoch_text(column: pd.Series, path: Path, name: object) -> None:
+    """A column of mostly epoch ms with a few other cells: name the first such cell.
+
+    Read as text, its numbers fail to parse as dates, and pandas' error blames a
+    valid epoch cell rather than the bad one.
+    """
+    numbers = pd.to_numeric(column, errors="coerce")
+    bad = numbers.isna().to_numpy()
+    if not (bad.any() and numbers.notna().mean() > 0.5):
+        return
+    row = int(np.flatnonzero(bad)[0])
+    cell = column.iloc[row]
+    what = "empty" if pd.isna(cell) else f"{str(cell)!r} is not a timestamp"
+    raise InputError(
+        f"{path}: {_row(path, row)}: {what} in {name!r}, whose other cells are epoch "
+        "milliseconds; fix the cell"
+    )

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from streamae.config import MAX_SEED
 from streamae.detectors.autoencoder import (
     ARCHITECTURES,
     CHUNK_WINDOWS,
@@ -42,6 +43,7 @@ from streamae.detectors.autoencoder import (
     Scaler,
     resolve_device,
 )
+from streamae.detectors.base import check_channels_filled
 from streamae.exceptions import ConfigError, ModelError
 from streamae.tables import SensorSeries
 
@@ -126,6 +128,8 @@ class TrainConfig:
             raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if not (self.noise_sigma >= 0 and self.l1_latent >= 0):
             raise ConfigError("noise_sigma and l1_latent must be >= 0")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"training seed must be 0..{MAX_SEED}, got {self.seed}")
         if self.memory < 0:
             raise ConfigError(f"training memory must be >= 0 (0: none), got {self.memory}")
         if not 0 <= self.score_tail <= self.window:
@@ -153,6 +157,8 @@ def train_detector(
     channels = _common_channels(series)
     device = resolve_device(config.device)
     raw = np.concatenate([s.values for s in series]).astype(np.float64, copy=False)
+    # Else a channel without values shows only as "too few windows without missing values".
+    check_channels_filled(raw, channels, [s.source for s in series])
     windows = _plan_windows(series, raw, config)
     scaler = Scaler.fit(raw[windows.fit_rows])
 

@@ -249,3 +249,62 @@ def test_the_model_width_is_the_default_of_the_architecture_asked_for(arch):
     assert model_config(Settings(window_size=16), options)["hidden"] == DEFAULT_HIDDEN[arch]
     wider = DetectOptions(train_rows=100, arch=arch, training=(("hidden", 8),))
     assert model_config(Settings(window_size=16), wider)["hidden"] == 8
+
+
+def no_detection(*args, **kwargs):
+    raise AssertionError("detection ran; the mistake should have been found before it")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('epochs = "5"', "training option 'epochs' must be an integer, got '5'; remove the quotes"),
+        ("lr = true", "training option 'lr' must be a number, got True"),
+        ("seed = 99999999999999999999", "training seed must be 0..4294967295"),
+    ],
+)
+def test_a_training_option_of_the_wrong_type_or_range_is_named_before_any_work(
+    nab_corpus, tmp_path, monkeypatch, text, message
+):
+    monkeypatch.setattr("streamae.benchmark.detect_files", no_detection)
+    path = tmp_path / "training.toml"
+    path.write_text(f'detector = "conv"\n[training]\n{text}\n')
+    with pytest.raises(ConfigError) as raised:
+        run_benchmark("nab", nab_corpus, overrides_file=path, progress=False)
+    assert message in str(raised.value) and str(path) in str(raised.value)
+
+
+def test_a_keep_that_is_a_file_is_refused_before_any_work(
+    nab_corpus, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr("streamae.benchmark.detect_files", no_detection)
+    keep = tmp_path / "notes.txt"
+    keep.write_text("mine\n")
+    assert main(["benchmark", "nab", "--data", str(nab_corpus), "--keep", str(keep)]) == 2
+    assert f"--keep {keep}: exists and is not a folder" in capsys.readouterr().err
+    assert keep.read_text() == "mine\n"
+
+
+def test_a_keep_holding_other_data_names_the_keep_option(
+    nab_corpus, small_config, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr("streamae.benchmark.detect_files", no_detection)
+    keep = tmp_path / "kept"
+    mine = keep / "detections" / "real" / "quiet.csv"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("ts,value\n1,2\n")
+    args = ["--data", str(nab_corpus), "--config", str(small_config), "--keep", str(keep)]
+    assert main(["benchmark", "nab", *args, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "exists and is not an output of detect" in err and "choose another --keep" in err
+    assert mine.read_text() == "ts,value\n1,2\n"
+
+
+def test_labelled_files_missing_from_the_corpus_are_warned_about(nab_corpus, small_config, caplog):
+    labels = nab_corpus / "labels" / "combined_windows.json"
+    windows = json.loads(labels.read_text())
+    labels.write_text(json.dumps(windows | {"real/gone.csv": [], "real/lost.csv": []}))
+    report = run_benchmark("nab", nab_corpus, overrides_file=small_config, jobs=1, progress=False)
+    assert "2 labelled file(s) not in" in caplog.text
+    assert "real/gone.csv, real/lost.csv" in caplog.text
+    assert report.evaluation.total["files"] == 2  # the files that are there are scored

@@ -37,6 +37,25 @@ def test_bad_environment_value_names_the_variable():
 
 
 @pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"STREAMAE_WINDOW_SIZE": "0"}, "environment variable STREAMAE_WINDOW_SIZE: setting "),
+        ({"STREAMAE_STRIDE": "100"}, "environment variable STREAMAE_STRIDE: setting 'stride'"),
+        ({"STREAMAE_THRESHOLD_K": "inf"}, "environment variable STREAMAE_THRESHOLD_K: setting"),
+    ],
+)
+def test_an_out_of_range_environment_value_names_the_variable(env, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.load(env=env)
+
+
+def test_an_out_of_range_argument_keeps_its_message_without_a_variable():
+    with pytest.raises(ConfigError) as raised:
+        Settings.load(env={"STREAMAE_STRIDE": "1"}, window_size=0)
+    assert str(raised.value) == "setting 'window_size' must be > 0, got 0"
+
+
+@pytest.mark.parametrize(
     ("name", "value", "message"),
     [
         ("window_size", 0, "must be > 0"),

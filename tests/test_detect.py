@@ -1,3 +1,5 @@
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -328,3 +330,31 @@ def test_a_saved_model_refuses_data_with_other_channels(tmp_path, saved_model, c
     assert main(["detect", str(source), "--out", str(out), "--model", str(saved_model)]) == 2
     err = capsys.readouterr().err
     assert "expects ['pressure', 'temperature']" in err and "Traceback" not in err
+
+
+def test_an_out_that_is_not_a_regular_file_is_left_as_it_is(tmp_path, capsys):
+    source = write_csv(tmp_path / "pump.csv", rows=600, bursts=())
+    pipe = tmp_path / "pipe.csv"
+    os.mkfifo(pipe)
+    assert detect(source, "--out", pipe, "--train-rows", TRAIN, "--window", WINDOW) == 2
+    assert f"{pipe}: exists and is not a regular file" in capsys.readouterr().err
+    assert stat.S_ISFIFO(pipe.stat().st_mode)  # not replaced by a file
+
+
+@pytest.mark.parametrize("inside", ["out/", ""])
+def test_an_output_folder_inside_the_input_folder_is_refused(tmp_path, capsys, inside):
+    data = tmp_path / "data"
+    write_csv(data / "pump.csv", rows=600, bursts=())
+    assert detect(data, "--out", f"{data}/{inside}", "--train-rows", TRAIN) == 2
+    assert "is inside the input folder" in capsys.readouterr().err
+    assert [p.name for p in data.rglob("*")] == ["pump.csv"]
+
+
+@pytest.mark.parametrize("detector", ["zscore", "autoencoder"])
+def test_a_channel_without_values_is_named(tmp_path, capsys, detector):
+    source = tmp_path / "pump.csv"
+    pd.read_csv(write_csv(source, rows=600)).assign(flow=np.nan).to_csv(source, index=False)
+    args = ["detect", str(source), "--out", str(tmp_path / "out.csv"), "--train-rows", str(TRAIN)]
+    assert main([*args, "--window", str(WINDOW), "--detector", detector, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"{source}: channel 'flow' has no finite training value" in err

@@ -134,6 +134,14 @@ def test_an_empty_epoch_timestamp_is_an_error_naming_the_row(tmp_path):
         read_series(path)
 
 
+def test_a_bad_cell_among_epoch_timestamps_is_named_with_its_row(tmp_path):
+    rows = [f"{1_767_225_600_000 + 1000 * i},{i}" for i in range(8)]
+    rows[5] = "notatime,5"  # the 7th line of the file, after the header
+    path = write(tmp_path / "rig.csv", "ts,a\n" + "\n".join(rows) + "\n")
+    with pytest.raises(InputError, match="rig.csv: row 7: 'notatime' is not a timestamp in 'ts'"):
+        read_series(path)
+
+
 def test_a_first_column_that_cannot_be_epoch_ms_is_warned_about(tmp_path, caplog):
     seconds = write(tmp_path / "seconds.csv", "ts,a\n1767225600,1\n1767225601,2\n")
     millis = write(tmp_path / "millis.csv", "ts,a\n1767225600000,1\n1767225601000,2\n")

@@ -6,7 +6,13 @@ import argparse
 from pathlib import Path
 
 from streamae.benchmark import DETECTORS, PROTOCOLS, run_benchmark
-from streamae.cli.options import HelpFormatter, positive_int, report_path, write_report
+from streamae.cli.options import (
+    HelpFormatter,
+    positive_int,
+    report_path,
+    writable_folder,
+    write_report,
+)
 from streamae.detect import failed_summary
 from streamae.exceptions import InputError
 
@@ -38,7 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("name", choices=sorted(PROTOCOLS), help="which benchmark protocol to run")
+    parser.add_argument(
+        "corpus",  # its name in "the following arguments are required"
+        choices=sorted(PROTOCOLS),
+        help=f"the benchmark corpus to run: {' or '.join(sorted(PROTOCOLS))}",
+    )
     parser.add_argument(
         "--data",
         metavar="DIR",
@@ -65,7 +75,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         dest="window_size",
         type=positive_int,
         metavar="N",
-        help="readings per window (default: the override file's, else STREAMAE_WINDOW_SIZE)",
+        help="readings per window (default: STREAMAE_WINDOW_SIZE, else the override "
+        "file's, else 64)",
     )
     parser.add_argument(
         "--config",
@@ -84,8 +95,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     report_path(args.out, "--out")
+    if args.keep is not None:
+        writable_folder(Path(args.keep), "--keep")
     report = run_benchmark(
-        args.name,
+        args.corpus,
         data=args.data,
         labels=args.labels,
         detector=args.detector,

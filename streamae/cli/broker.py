@@ -53,7 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     start.set_defaults(run=run_start)
 
-    stop = actions.add_parser("stop", help="stop the broker started from a data dir")
+    stop = actions.add_parser(
+        "stop",
+        help="stop the broker started from a data dir",
+        description="Stop the broker of --data-dir (SIGTERM, then SIGKILL after --timeout); "
+        "its data stays for the next start.",
+    )
     _add_data_dir(stop)
     stop.add_argument(
         "--timeout",
@@ -65,7 +70,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stop.set_defaults(run=run_stop)
 
     status = actions.add_parser(
-        "status", help="say whether the broker runs (exit 0) or not (exit 1)"
+        "status",
+        help="say whether the broker runs (exit 0) or not (exit 1)",
+        description="Say whether the broker of --data-dir runs and where it listens: exit 0 "
+        "if it runs, 1 if not.",
     )
     _add_data_dir(status)
     status.set_defaults(run=run_status)

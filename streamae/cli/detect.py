@@ -6,7 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from streamae.cli.options import HelpFormatter, fraction, positive_int, settings_from
+from streamae.cli.options import (
+    HelpFormatter,
+    distinct_columns,
+    fraction,
+    positive_int,
+    settings_from,
+)
 from streamae.detect import DETECTORS, DetectOptions, detect_path, failed_summary
 from streamae.exceptions import ConfigError, InputError
 
@@ -79,7 +85,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="readings per window (default: STREAMAE_WINDOW_SIZE or 64)",
     )
     parser.add_argument(
-        "--stride", type=positive_int, metavar="N", help="score every N-th window (default 1)"
+        "--stride",
+        type=positive_int,
+        metavar="N",
+        help="score every N-th window (default: STREAMAE_STRIDE or 1)",
     )
     parser.add_argument(
         "--detector",
@@ -100,6 +109,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    distinct_columns(args.columns)
     options = DetectOptions(
         train_fraction=args.train_fraction,
         train_rows=args.train_rows,

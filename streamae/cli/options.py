@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from streamae.config import Settings
+from streamae.config import MAX_SEED, Settings
 from streamae.exceptions import ConfigError
 
 
@@ -35,8 +40,18 @@ def positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    if not 0 < value < math.inf:  # inf overflows where the value becomes a count
+        raise argparse.ArgumentTypeError(f"must be > 0 and finite, got {text}")
+    return value
+
+
+def random_seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be 0..{MAX_SEED}, got {value}")
     return value
 
 
@@ -47,6 +62,14 @@ def fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def open_fraction(text: str) -> float:
+    """A number strictly between 0 and 1 (both ends would leave one side empty)."""
+    value = fraction(text)
+    if value in (0.0, 1.0):
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
     return value
 
 
@@ -65,32 +88,92 @@ def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
     return Settings.load(**given, **extra)
 
 
+def distinct_columns(columns: Sequence[str] | None) -> None:
+    """Refuse a column named twice in --columns: a model with two channels of one name
+    fits no data, and a reading holds one value per channel name."""
+    twice = sorted(name for name, count in Counter(columns or ()).items() if count > 1)
+    if twice:
+        raise ConfigError(
+            f"--columns names {', '.join(map(repr, twice))} more than once; give each column once"
+        )
+
+
 def report_path(path: Path | None, option: str) -> None:
     """Check where a JSON report goes before the work that makes it.
 
-    A new file (its folder is created) or an earlier report of ``evaluate`` or
-    ``benchmark``; anything else there (data, labels, a model) is never overwritten.
+    A new file or an earlier report of ``evaluate`` or ``benchmark``; anything else
+    there (data, labels, a model, a pipe or device) is never overwritten. The file
+    and its folder are created and removed again, so a place that cannot be written
+    fails now, not after the work.
     """
     if path is None:
         return
     if path.is_dir():
         raise ConfigError(f"{option} {path}: is a folder; give a file, e.g. {path / 'report.json'}")
+    if path.exists() and not path.is_file():  # reading a pipe to check it would block
+        raise ConfigError(
+            f"{option} {path}: exists and is not a regular file (a pipe, socket or device?); "
+            "left as it is (choose another file)"
+        )
     if path.exists() and not _is_report(path):
         raise ConfigError(
             f"{option} {path}: exists and is not a report of evaluate or benchmark; left as "
             "it is (choose another file, or remove it)"
         )
+    _probe(path, option, folder=False)
+
+
+def writable_folder(path: Path, option: str) -> None:
+    """Fail now, not after the work, if ``path`` cannot be a folder to write into.
+
+    A missing folder is created and removed again; an existing one keeps its content.
+    """
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} {path}: exists and is not a folder; give a folder")
+    _probe(path, option, folder=True)
+
+
+def _probe(path: Path, option: str, *, folder: bool) -> None:
+    """Create ``path`` (a folder, or a file and its folder) as the work will; remove what
+    this created. An existing file is opened for appending only, so it is not changed."""
+    parent = path if folder else path.parent
+    missing = _missing_folders(parent)
+    base = missing[-1].parent if missing else parent
+    if not base.is_dir():  # mkdir would say "File exists" or "Not a directory"
+        raise ConfigError(f"{option} {path}: {base} is a file, not a folder; choose another place")
+    existed = path.exists()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        parent.mkdir(parents=True, exist_ok=True)
+        if folder:
+            tempfile.TemporaryFile(dir=path).close()
+        else:
+            path.open("a", encoding="utf-8").close()
     except OSError as exc:
         raise ConfigError(
-            f"{option} {path}: cannot create its folder: {exc.strerror or exc}"
+            f"{option} {path}: cannot write there ({exc.strerror or exc}); choose another place"
         ) from None
+    finally:
+        if not folder and not existed:
+            with suppress(OSError):
+                path.unlink(missing_ok=True)
+        for created in missing:  # deepest first
+            with suppress(OSError):
+                created.rmdir()
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 def write_report(path: Path, text: str, option: str) -> None:
     """Write a report checked by ``report_path``; a failure is the option's error."""
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text + "\n", encoding="utf-8")
     except OSError as exc:
         raise ConfigError(

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import itertools
 
-from streamae.cli.options import HelpFormatter, add_kafka_options, positive_int, settings_from
+from streamae.cli.options import (
+    HelpFormatter,
+    add_kafka_options,
+    distinct_columns,
+    positive_int,
+    settings_from,
+)
 from streamae.cli.simulate import progress_bar
 from streamae.replay import ReadingSender, load_recording
 
@@ -83,6 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     columns = list(itertools.chain.from_iterable(args.columns)) if args.columns else None
+    distinct_columns(columns)
     recording = load_recording(args.path, columns=columns, sensor_id=args.sensor_id)
     total = len(recording) if args.limit is None else min(args.limit, len(recording))
     readings = itertools.islice(recording.readings(), total)

@@ -14,6 +14,7 @@ from streamae.cli.options import (
     fraction,
     positive_float,
     positive_int,
+    random_seed,
     settings_from,
 )
 from streamae.exceptions import InvalidReading
@@ -34,16 +35,6 @@ examples:
   streamae simulate --sensors 20 --rate 1000 --duration 60 --anomaly-rate 0 --out normal.csv
   streamae simulate --sensors 5 --duration 600 --out runs/ --seed 7        # one CSV per sensor
 """
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 def timestamp(text: str) -> int:
@@ -110,7 +101,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="K[,K...]",
         help="anomaly kinds to inject (default: all)",
     )
-    parser.add_argument("--seed", type=non_negative_int, default=0, metavar="K", help="default 0")
+    parser.add_argument("--seed", type=random_seed, default=0, metavar="K", help="default 0")
     parser.add_argument(
         "--start",
         type=timestamp,

@@ -11,12 +11,16 @@ import numpy as np
 from streamae import artifact
 from streamae.cli.options import (
     HelpFormatter,
-    fraction,
+    distinct_columns,
+    open_fraction,
     positive_float,
     positive_int,
+    random_seed,
     settings_from,
+    writable_folder,
 )
 from streamae.detectors.autoencoder import ARCHITECTURES, DEVICES, AutoencoderDetector
+from streamae.exceptions import ConfigError
 from streamae.tables import SensorSeries, read_series, table_files
 from streamae.training import DEFAULT_HIDDEN, TrainConfig, train_detector
 
@@ -146,7 +150,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--val-fraction",
-        type=fraction,
+        type=open_fraction,
         default=DEFAULTS.val_fraction,
         metavar="F",
         help="share of each sensor's windows held back for validation (default: %(default)s)",
@@ -167,7 +171,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--seed",
-        type=non_negative_int,
+        type=random_seed,
         default=DEFAULTS.seed,
         metavar="K",
         help="random seed; the same seed gives the same model on CPU (default: %(default)s)",
@@ -187,6 +191,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    distinct_columns(args.columns)
+    if args.score_tail > settings.window_size:  # the window may come from the environment
+        raise ConfigError(
+            f"--score-tail {args.score_tail}: must be at most the window, "
+            f"{settings.window_size} readings (0: the whole window)"
+        )
     config = TrainConfig(
         arch=args.arch,
         window=settings.window_size,
@@ -205,6 +215,7 @@ def run(args: argparse.Namespace) -> int:
         device=settings.device,
     )
     artifact.check_target(Path(args.out))  # before the training, not after it
+    writable_folder(Path(args.out), "--out")
     files = table_files(args.input)
     series = read_all(files, args.columns, args.max_rows)
     detector = train_detector(series, config, progress=not args.quiet)

@@ -77,12 +77,29 @@ class Detector(ABC):
         raise NotImplementedError(f"{type(self).__name__} has no sensor memory")
 
 
-def finite_training_values(values: np.ndarray) -> np.ndarray:
+def finite_training_values(
+    values: np.ndarray, channels: Sequence[str] = (), sources: Sequence[object] = ()
+) -> np.ndarray:
     """``values`` ``[N, C]`` with every non-finite entry as NaN (to be ignored when fitting).
 
-    Raises ``InputError`` if a channel has no finite value at all.
+    Raises ``InputError`` if a channel has no finite value at all (see ``check_channels_filled``).
     """
-    values = np.where(np.isfinite(values), values, np.nan)
-    if np.isnan(values).all(axis=0).any():
-        raise InputError("a channel has no finite training values; drop it with --columns")
-    return values
+    check_channels_filled(values, channels, sources)
+    return np.where(np.isfinite(values), values, np.nan)
+
+
+def check_channels_filled(
+    values: np.ndarray, channels: Sequence[str] = (), sources: Sequence[object] = ()
+) -> None:
+    """Refuse training ``values`` ``[N, C]`` where a channel has no finite value, naming
+    it (when ``channels`` are given) and the files it came from (``sources``)."""
+    empty = np.flatnonzero(~np.isfinite(values).any(axis=0))
+    if not len(empty):
+        return
+    names = ", ".join(repr(channels[i]) if channels else f"#{i + 1}" for i in empty)
+    where = ", ".join(sorted({str(s) for s in sources}))
+    which = f"channel {names} has" if len(empty) == 1 else f"channels {names} have"
+    raise InputError(
+        f"{where + ': ' if where else ''}{which} no finite training value (each is empty "
+        "or not a number); leave it out with --columns"
+    )

@@ -80,7 +80,11 @@ class ZScoreDetector(Detector):
                 f"training needs at least {window_size} rows (one window) for one sensor; "
                 f"the longest training series has {longest}"
             )
-        values = finite_training_values(np.concatenate([s.values for s in series_list]))
+        values = finite_training_values(
+            np.concatenate([s.values for s in series_list]),
+            channels,
+            [s.source for s in series_list],
+        )
         mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
         detector = cls(channels, window_size, mean, std, np.empty(0), tail)
         scores = np.concatenate([detector._score_series(s.values) for s in usable])

@@ -35,7 +35,13 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from streamae.evaluation.labels import Labels, binary_column, load_labels, parse_timestamps
+from streamae.evaluation.labels import (
+    Labels,
+    WindowLabels,
+    binary_column,
+    load_labels,
+    parse_timestamps,
+)
 from streamae.evaluation.metrics import event_counts, point_counts, runs
 from streamae.evaluation.nab import nab_events
 from streamae.evaluation.report import EvaluationReport, Tally, total_of
@@ -48,6 +54,8 @@ TIMESTAMP_COLUMN = "timestamp"
 FLAG_COLUMN = "is_anomaly"
 SCORE_COLUMN = "score"
 ROOT_CATEGORY = "."
+#: File names a warning lists before "...".
+SHOWN = 5
 
 
 def evaluate_folder(
@@ -68,6 +76,8 @@ def evaluate_folder(
             raise InputError(f"{folder}: no such {what} folder")
     if not isinstance(labels, Labels):
         labels = load_labels(labels)
+    if isinstance(labels, WindowLabels):
+        warn_unmatched(labels, data_dir)
     per_file: dict[str, Tally] = {}
     files = table_files(detections_dir)
     for path in tqdm(files, desc="evaluate", unit="file", disable=not progress, file=sys.stderr):
@@ -85,6 +95,22 @@ def evaluate_folder(
         total=total_of(per_file.values()).metrics(),
         labels=labels.describe(),
     )
+
+
+def warn_unmatched(labels: WindowLabels, data_dir: Path) -> None:
+    """Warn about labelled files the data folder lacks: no error (a corpus's labels may
+    be used on part of it), but the figures then cover less than the labels do."""
+    present = {p.relative_to(data_dir).as_posix() for p in table_files(data_dir)}
+    absent = sorted(set(labels.windows_ms) - present)
+    if absent:
+        log.warning(
+            "%s: %d labelled file(s) not in %s, so not scored: %s%s",
+            labels.source,
+            len(absent),
+            data_dir,
+            ", ".join(absent[:SHOWN]),
+            ", ..." if len(absent) > SHOWN else "",
+        )
 
 
 def matching_data_file(data_dir: Path, relative: Path) -> Path:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -185,6 +186,11 @@ def _parse_windows(value: object, where: str) -> list[tuple[int, int]]:
 
 def _bound_ms(bound: object, where: str) -> int:
     if isinstance(bound, int | float) and not isinstance(bound, bool):
+        if not math.isfinite(bound):  # JSON's NaN, Infinity or a number like 1e400
+            raise InputError(
+                f"{where}: window bound {bound!r} is not a timestamp; give epoch ms or a "
+                'date-time like "2014-02-19 10:50:00"'
+            )
         return int(bound)
     try:
         stamp = pd.Timestamp(str(bound))

@@ -38,17 +38,24 @@ def is_folder(out: str | Path) -> bool:
 
 
 def check_out(out: str | Path) -> None:
-    """Refuse an output path that is neither a folder nor a ``.csv`` / ``.parquet`` file."""
-    if not is_folder(out) and Path(out).suffix.lower() not in FILE_SUFFIXES:
+    """Refuse an output path that is neither a folder nor a ``.csv`` / ``.parquet`` file,
+    or that holds anything but an earlier run (its data and its events file)."""
+    folder = is_folder(out)
+    if not folder and Path(out).suffix.lower() not in FILE_SUFFIXES:
         raise ConfigError(
             f"{out}: name a .csv or .parquet file, or a folder (ending in '/') for one "
             "file per sensor"
         )
-    # Only an earlier run is replaced, never other data.
     path = Path(out)
-    if is_folder(out):
-        data = path.is_dir() and any(p.suffix.lower() in FILE_SUFFIXES for p in path.rglob("*"))
-        foreign = data and not (path / "events.json").exists()
+    events = path / "events.json" if folder else events_path(path)
+    _check_kind(path, folder)
+    _check_kind(events, folder=False)
+    # Only an earlier run is replaced, never other data.
+    if folder:
+        data = [p for p in path.rglob("*") if p.suffix.lower() in FILE_SUFFIXES]
+        for one in data:
+            _check_kind(one, folder=False)
+        foreign = bool(data) and not events.exists()
     else:
         foreign = path.exists() and not _earlier_run(path)
     if foreign:
@@ -56,17 +63,46 @@ def check_out(out: str | Path) -> None:
             f"{out}: holds data that simulate did not write; left as it is (choose another "
             "--out, or remove it)"
         )
+    # The run's events file would replace a user's file of that name too.
+    if events.exists() and not _is_events_file(events):
+        raise ConfigError(
+            f"{events}: exists and is not an events file of simulate, which would replace it; "
+            "left as it is (choose another --out, or remove it)"
+        )
+
+
+def events_path(data: Path) -> Path:
+    """Where the events of a single-file run go: ``run.events.json`` beside ``run.csv``."""
+    return data.with_name(data.stem + ".events.json")
+
+
+def _check_kind(path: Path, folder: bool) -> None:
+    """Refuse an existing ``path`` that is not a folder (or a regular file): a pipe or a
+    device would be replaced by a file, and reading it to check it could block."""
+    if path.exists() and not (path.is_dir() if folder else path.is_file()):
+        kind = "a folder" if folder else "a regular file"
+        raise ConfigError(f"{path}: exists and is not {kind}; left as it is (choose another --out)")
 
 
 def _earlier_run(path: Path) -> bool:
     """Whether ``path`` is a single-file run of simulate: its columns, its events file."""
-    if not path.with_name(path.stem + ".events.json").exists():
+    if not _is_events_file(events_path(path)):
         return False
     try:
         columns = column_names(path)
     except InputError:
         return False
     return columns[:2] == ["timestamp", SENSOR_COLUMN] and columns[-1] == "label"
+
+
+def _is_events_file(path: Path) -> bool:
+    """Whether ``path`` is an events file of simulate: a list of events (or none)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    keys = {"sensor_id", "kind", "start_ts", "end_ts"}
+    return isinstance(doc, list) and all(isinstance(e, dict) and keys <= e.keys() for e in doc)
 
 
 def write_run(
@@ -87,15 +123,15 @@ def write_run(
                 for start in range(0, simulator.length, CHUNK_READINGS)
             )
             _write(path, blocks, report, with_sensor=False)
-        events_path = folder / "events.json"
+        events = folder / "events.json"
     else:
         path = Path(out)
         _write(path, simulator.chunks(CHUNK_READINGS), report, with_sensor=True)
         paths = [path]
-        events_path = path.with_name(path.stem + ".events.json")
-    with _writing(events_path) as part:
+        events = events_path(path)
+    with _writing(events) as part:
         part.write_text(json.dumps(_events_json(simulator), indent=1) + "\n", encoding="utf-8")
-    return [*paths, events_path]
+    return [*paths, events]
 
 
 def _events_json(simulator: Simulator) -> list[dict[str, object]]:

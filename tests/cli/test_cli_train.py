@@ -107,3 +107,41 @@ def test_missing_input_in_a_subprocess_prints_no_traceback(tmp_path):
     assert result.returncode == 2
     assert "no such file or folder" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--val-fraction", "0"], "argument --val-fraction: must be between 0 and 1 (exclusive)"),
+        (["--val-fraction", "1"], "argument --val-fraction: must be between 0 and 1 (exclusive)"),
+    ],
+)
+def test_a_val_fraction_leaving_no_training_or_validation_is_a_usage_error(
+    tmp_path, capsys, extra, message
+):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--input", "x.csv", "--out", str(tmp_path / "m"), *extra])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_score_tail_longer_than_the_window_names_the_option(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("STREAMAE_WINDOW_SIZE", "8")
+    data = write_csv(tmp_path / "normal.csv")
+    args = ["train", "--input", str(data), "--out", str(tmp_path / "m"), "--score-tail", "10"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--score-tail 10: must be at most the window, 8 readings" in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_an_out_that_cannot_be_written_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    trainings = []
+    monkeypatch.setattr("streamae.cli.train.train_detector", lambda *a, **k: trainings.append(a))
+    data = write_csv(tmp_path / "normal.csv")
+    before = data.read_bytes()
+    args = ["train", "--input", str(data), "--out", str(data / "model"), "--quiet", *FAST]
+    assert main(args) == 2
+    assert f"--out {data / 'model'}: {data} is a file, not a folder" in capsys.readouterr().err
+    assert trainings == []  # refused before the training, not after it
+    assert data.read_bytes() == before

@@ -2,6 +2,8 @@
 
 import json
 import math
+import os
+import stat
 import subprocess
 import sys
 
@@ -331,3 +333,39 @@ def test_detections_with_fewer_rows_than_the_data_are_reported(nab_like, caplog)
     evaluate_folder(det, data, labels)
     assert "catB/two.csv: the detections have 25 of the data's 40 rows" in caplog.text
     assert "one.csv: the detections have" not in caplog.text
+
+
+def test_labelled_files_missing_from_the_data_are_warned_about_once(nab_like, caplog):
+    det, data, labels = nab_like  # the labels also name catC/unused.csv, not in the data
+    report = evaluate_folder(det, data, labels)
+    warnings = [r.getMessage() for r in caplog.records if "not in" in r.getMessage()]
+    assert warnings == [
+        f"{labels}: 1 labelled file(s) not in {data}, so not scored: catC/unused.csv"
+    ]
+    assert report.total["files"] == 2  # a warning, not an error
+
+
+def test_cli_never_replaces_a_pipe_with_its_report(nab_like, tmp_path):
+    det, data, labels = nab_like
+    pipe = tmp_path / "report.json"
+    os.mkfifo(pipe)
+    # A subprocess with a timeout: reading the pipe to check it would block for ever.
+    result = subprocess.run(
+        [sys.executable, "-m", "streamae", "evaluate", "--detections", str(det),
+         "--data", str(data), "--labels", str(labels), "--json", str(pipe)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert f"--json {pipe}: exists and is not a regular file" in result.stderr
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+
+
+def test_cli_refuses_a_report_it_cannot_write_before_the_work(nab_like, capsys, monkeypatch):
+    det, data, labels = nab_like
+    runs = []
+    monkeypatch.setattr("streamae.cli.evaluate.evaluate_folder", lambda *a, **k: runs.append(a))
+    victim = next(data.rglob("*.csv"))
+    args = ["evaluate", "--detections", str(det), "--data", str(data), "--labels", str(labels)]
+    assert main([*args, "--json", str(victim / "r.json")]) == 2
+    assert f"{victim} is a file, not a folder" in capsys.readouterr().err
+    assert runs == []  # refused before the evaluation, not after it

@@ -118,6 +118,17 @@ def test_malformed_windows_json_is_an_input_error(tmp_path, content, message):
         load_labels(write_json(tmp_path, content))
 
 
+@pytest.mark.parametrize("bound", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_a_non_finite_numeric_bound_names_the_file_the_entry_and_the_bound(tmp_path, bound):
+    path = write_json(tmp_path, f'{{"a.csv": [[1000, {bound}]]}}')  # json.loads takes them
+    with pytest.raises(InputError) as raised:
+        load_labels(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: 'a.csv': window bound ")
+    assert repr(float(bound.replace("Infinity", "inf"))) in message
+    assert "is not a timestamp" in message
+
+
 def test_missing_labels_file_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="no such labels file"):
         load_labels(tmp_path / "nope.json")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import numpy as np
 import pandas as pd
@@ -80,3 +82,30 @@ def test_unusable_output_paths_are_refused(tmp_path, simulator):
     (tmp_path / "file").write_text("")
     with pytest.raises(ConfigError, match="cannot write"):
         write_run(simulator, tmp_path / "file" / "run.csv")
+
+
+@pytest.mark.parametrize("out", ["run.csv", "runs/"])
+def test_a_users_events_file_is_never_replaced(tmp_path, simulator, out):
+    events = tmp_path / ("run.events.json" if out == "run.csv" else "runs/events.json")
+    events.parent.mkdir(exist_ok=True)
+    events.write_text('{"mine": true}\n')
+    with pytest.raises(ConfigError, match=f"{events}: exists and is not an events file"):
+        write_run(simulator, f"{tmp_path}/{out}")
+    assert events.read_text() == '{"mine": true}\n'
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == [events]
+
+
+def test_an_earlier_run_and_its_events_file_are_replaced(tmp_path, simulator):
+    for out in (tmp_path / "run.csv", f"{tmp_path}/runs/"):
+        first = write_run(simulator, out)
+        assert write_run(simulator, out) == first
+
+
+@pytest.mark.parametrize("name", ["run.csv", "run.events.json"])
+def test_a_pipe_where_a_file_goes_is_left_as_it_is(tmp_path, simulator, name):
+    pipe = tmp_path / name
+    os.mkfifo(pipe)
+    with pytest.raises(ConfigError, match=f"{pipe}: exists and is not a regular file"):
+        write_run(simulator, tmp_path / "run.csv")
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == [name]
