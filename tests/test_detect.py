@@ -358,3 +358,15 @@ def test_a_channel_without_values_is_named(tmp_path, capsys, detector):
     assert main([*args, "--window", str(WINDOW), "--detector", detector, "--quiet"]) == 2
     err = capsys.readouterr().err
     assert f"{source}: channel 'flow' has no finite training value" in err
+
+
+def test_an_out_that_cannot_be_written_is_refused_before_the_work(tmp_path, capsys, monkeypatch):
+    runs = []
+    monkeypatch.setattr("streamae.cli.detect.detect_path", lambda *a, **k: runs.append(a))
+    source = write_csv(tmp_path / "pump.csv", rows=300)
+    before = source.read_bytes()
+    out = source / "detections.csv"  # under a file: no folder can be made there
+    assert detect(str(source), "--out", str(out), "--train-rows", "200") == 2
+    assert f"--out {out}: {source} is a file, not a folder" in capsys.readouterr().err
+    assert runs == []  # refused before the training and scoring, not after them
+    assert source.read_bytes() == before

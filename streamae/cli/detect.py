@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from streamae.cli.options import (
     fraction,
     positive_int,
     settings_from,
+    writable_file,
+    writable_folder,
 )
 from streamae.detect import DETECTORS, DetectOptions, detect_path, failed_summary
 from streamae.exceptions import ConfigError, InputError
@@ -136,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{', '.join(for_training)} set how to train; with --model the model fixes "
                 "them: drop them"
             )
+    _check_writable(args.input, args.out)
     reports = detect_path(
         args.input, args.out, settings, options, jobs=args.jobs, progress=not args.quiet
     )
@@ -151,3 +155,13 @@ def run(args: argparse.Namespace) -> int:
     if failure:
         raise InputError(failure)
     return 0
+
+
+def _check_writable(source: str, out: str) -> None:
+    """Where ``detect_path`` will write, checked before the work: a place that cannot be
+    written fails now, not after the training and scoring."""
+    path = Path(out)
+    if Path(source).is_dir() or path.is_dir() or out.endswith(("/", os.sep)):
+        writable_folder(path, "--out")
+    elif not path.exists():  # an earlier output there is checked by ``output_paths``
+        writable_file(path, "--out")

@@ -133,6 +133,12 @@ def writable_folder(path: Path, option: str) -> None:
     _probe(path, option, folder=True)
 
 
+def writable_file(path: Path, option: str) -> None:
+    """Fail now, not after the work, if the file ``path`` cannot be written; an existing
+    file is left as it is."""
+    _probe(path, option, folder=False)
+
+
 def _probe(path: Path, option: str, *, folder: bool) -> None:
     """Create ``path`` (a folder, or a file and its folder) as the work will; remove what
     this created. An existing file is opened for appending only, so it is not changed."""
