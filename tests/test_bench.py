@@ -10,7 +10,8 @@ import sys
 import pytest
 import torch
 
-from streamae.bench import KEYS
+from streamae.bench import KEYS, model
+from streamae.exceptions import StreamaeError
 
 
 def bench(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -123,3 +124,10 @@ def test_an_unreachable_broker_is_reported_before_the_model_phases() -> None:
     assert "127.0.0.1:1 is not reachable" in done.stderr
     assert "bench: training" not in done.stderr  # the first phase's progress line
     assert "Traceback" not in done.stderr
+
+
+def test_a_model_scorer_that_fails_is_reported_with_its_cause(tmp_path) -> None:
+    with pytest.raises(
+        StreamaeError, match="a model scorer of the benchmark failed: ArtifactError"
+    ):
+        model.ceiling_group(str(tmp_path / "no-model"), 2, 1, batch=8, seconds=0.1)

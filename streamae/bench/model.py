@@ -34,11 +34,12 @@ def ceiling(detector: Detector, batch: int, seconds: float) -> tuple[float, floa
     return scored / elapsed, scored / max(time.process_time() - cpu, 1e-9)
 
 
-def ceiling_per_core(
-    model_dir: str, processes: int, batch: int, seconds: float
+def ceiling_group(
+    model_dir: str, processes: int, threads: int, batch: int, seconds: float
 ) -> tuple[float, float]:
-    """The ceiling of ``processes`` one-thread processes scoring at once, as a monitor
-    group runs: their windows/s summed, and windows per CPU-second of all of them.
+    """The ceiling of ``processes`` processes of ``threads`` torch threads scoring at
+    once, as the monitor group runs: their windows/s summed, and windows per
+    CPU-second of all of them.
 
     Each loads the artifact in ``model_dir``; they start timing together.
     """
@@ -48,52 +49,63 @@ def ceiling_per_core(
     children = [
         context.Process(
             target=_score_alone,
-            args=(model_dir, batch, seconds, barrier, sender),
+            args=(model_dir, threads, batch, seconds, barrier, sender),
             name=f"streamae-bench-ceiling-{index}",
             daemon=True,
         )
         for index, (_, sender) in enumerate(pipes)
     ]
-    with openmp_threads(1):
-        for child in children:
-            child.start()
-    for _, sender in pipes:
-        sender.close()  # so that a child's death reads as the end of its pipe
     try:
-        rates = [_receive(receiver, seconds) for receiver, _ in pipes]
+        with openmp_threads(threads):
+            for child in children:
+                child.start()
+        for _, sender in pipes:
+            sender.close()  # so that a child's death reads as the end of its pipe
+        reports = [_receive(receiver, seconds) for receiver, _ in pipes]
     finally:
         for child in children:
-            child.join(10)
+            if child.is_alive():
+                child.join(10)
             if child.is_alive():
                 child.kill()
                 child.join(5)
+    failures = [report for report in reports if isinstance(report, str)]
+    if failures:
+        # One scorer's failure breaks the others' barrier: report the cause.
+        cause = next((f for f in failures if not f.startswith("BrokenBarrierError")), failures[0])
+        raise StreamaeError(f"a model scorer of the benchmark failed: {cause}")
+    rates = [report for report in reports if not isinstance(report, str)]
     wall = sum(rate for rate, _ in rates)
     return wall, wall / sum(rate / cpu_rate for rate, cpu_rate in rates)
 
 
-def _receive(receiver: Connection, seconds: float) -> tuple[float, float]:
+def _receive(receiver: Connection, seconds: float) -> tuple[float, float] | str:
+    """A scorer's (windows/s, windows per CPU-second), or its error message."""
     if not receiver.poll(START_TIMEOUT_S + seconds):
-        raise StreamaeError("a per-core model scorer of the benchmark did not report in time")
+        raise StreamaeError("a model scorer of the benchmark did not report in time")
     try:
         kind, *payload = receiver.recv()
     except EOFError:
-        raise StreamaeError("a per-core model scorer of the benchmark died") from None
-    if kind == "error":
-        raise StreamaeError(f"a per-core model scorer of the benchmark failed: {payload[0]}")
-    return payload[0], payload[1]
+        raise StreamaeError("a model scorer of the benchmark died") from None
+    return payload[0] if kind == "error" else (payload[0], payload[1])
 
 
 def _score_alone(
-    model_dir: str, batch: int, seconds: float, barrier: Barrier, sender: Connection
+    model_dir: str,
+    threads: int,
+    batch: int,
+    seconds: float,
+    barrier: Barrier,
+    sender: Connection,
 ) -> None:
-    """One per-core scorer: load the model, wait for the others, time ``ceiling``."""
+    """One scorer: load the model, wait for the others, time ``ceiling``."""
     try:
         import torch
 
         from streamae import artifact
 
         detector = artifact.load(model_dir, device="cpu")
-        torch.set_num_threads(1)  # after the load, which sets every core (as ``Monitor`` does)
+        torch.set_num_threads(threads)  # after the load, which sets every core (as ``Monitor``)
         barrier.wait(START_TIMEOUT_S)
         sender.send(("rate", *ceiling(detector, batch, seconds)))
     except BaseException as exc:  # reported to the parent, which raises it there

@@ -20,11 +20,13 @@ def spawn_context() -> SpawnContext:
 def openmp_threads(threads: int) -> Iterator[None]:
     """Children started inside this block start their OpenMP runtime with ``threads``.
 
-    A child reads ``OMP_NUM_THREADS`` once, as torch loads (see
-    ``streamae.cli.pin_openmp``); a value the user set is kept.
+    A child reads ``OMP_NUM_THREADS`` once, as torch loads, and a later
+    ``torch.set_num_threads`` cannot shrink the team it starts with (see
+    ``streamae.cli.pin_openmp``): the benchmark's children get the count it
+    reports, whatever this process was started with.
     """
     saved = os.environ.get(OMP_THREADS)
-    if threads > 0 and saved is None:
+    if threads > 0:
         os.environ[OMP_THREADS] = str(threads)
     try:
         yield

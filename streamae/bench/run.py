@@ -167,7 +167,8 @@ def _cpu_times() -> tuple[int, int] | None:
     """(busy, total) CPU time of the whole machine so far, in ticks; None off Linux."""
     try:
         with open("/proc/stat", encoding="utf-8") as stat:
-            ticks = [int(field) for field in stat.readline().split()[1:]]
+            # user nice system idle iowait irq softirq steal; guest time is in user.
+            ticks = [int(field) for field in stat.readline().split()[1:9]]
     except (OSError, ValueError):
         return None
     idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + waiting for I/O
@@ -206,12 +207,17 @@ def _models_and_naive(config: BenchConfig, tmp: Path, result: dict[str, Any]) ->
 def _ceiling(
     config: BenchConfig, detector: Detector, model_dir: str, name: str, result: dict
 ) -> None:
-    """``{name}_windows_per_s``: the better of the two ways to use every core, all
-    threads in this process or one one-thread process per core (as the monitor group
-    runs); each way's figure is kept too, and the better per CPU-second."""
+    """``{name}_windows_per_s``: the better of two ways to use every core, all threads
+    in this process or the monitor group's processes and threads (one one-thread
+    process per core, at most one per readings partition); each way's figure is kept
+    too, and the better per CPU-second."""
     threads, threads_cpu = model.ceiling(detector, config.batch, config.ceiling_s)
-    processes, processes_cpu = model.ceiling_per_core(
-        model_dir, result["cpus"], config.batch, config.ceiling_s
+    processes, processes_cpu = model.ceiling_group(
+        model_dir,
+        result["monitor_instances"],
+        result["monitor_torch_threads"],
+        config.batch,
+        config.ceiling_s,
     )
     result[f"{name}_threads_windows_per_s"] = threads
     result[f"{name}_processes_windows_per_s"] = processes

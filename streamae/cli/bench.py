@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="measure throughput and latency through a real broker",
         description=(
             "Measure, on this machine: the model's batched speed on every core (the "
-            "ceiling: the better of one process's threads and one process per core) and "
+            "ceiling: the better of one process's threads and the monitor group's "
+            "processes) and "
             "one-window-at-a-time speed (the naive baseline); how fast a bare consumer "
             "reads and decodes readings; how fast the real monitor scores N preloaded "
             "readings (stride 1: every reading completes a window); the latency from "
@@ -46,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=positive_int,
         metavar="N",
         help="monitor processes in the group, each scoring with cores/N torch threads "
-        "(default: one per core)",
+        "(default: one per core, at most one per readings partition)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="tiny sizes and short phases: a smoke test"
@@ -130,8 +131,9 @@ def report(result: dict[str, Any]) -> str:
 def _ceiling(r: dict[str, Any], name: str) -> str:
     """The better way to use every core, and both ways' figures."""
     return (
-        f"{r[f'{name}_windows_per_s']:,.0f} windows/s ({r['cpus']} processes x 1 thread "
-        f"{r[f'{name}_processes_windows_per_s']:,.0f}; 1 process x {r['torch_threads']} "
+        f"{r[f'{name}_windows_per_s']:,.0f} windows/s ({r['monitor_instances']} processes x "
+        f"{r['monitor_torch_threads']} thread(s) {r[f'{name}_processes_windows_per_s']:,.0f}; "
+        f"1 process x {r['torch_threads']} "
         f"threads {r[f'{name}_threads_windows_per_s']:,.0f})"
     )
 
