@@ -30,14 +30,13 @@ import os
 import tempfile
 import time
 import tomllib
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from streamae.config import Settings
-from streamae.detect import DetectOptions, FileReport, detect_files, output_paths
+from streamae.detect import DetectOptions, FileReport, detect_files, output_paths, train_config
 from streamae.evaluation import EvaluationReport, Labels, evaluate_folder, load_labels
 from streamae.evaluation.labels import ColumnLabels, WindowLabels
 from streamae.exceptions import ConfigError, InputError
@@ -234,13 +233,10 @@ def run_benchmark(
     files, skipped = select_files(data_root, label_source)
     try:
         model = model_config(resolved, options)
-    except (ConfigError, TypeError) as exc:
+    except ConfigError as exc:
         if not overrides.get("training"):
             raise
-        hint = "; is a number quoted?" if isinstance(exc, TypeError) else ""
-        raise ConfigError(
-            f"{exc} (training options: {overrides['file']} [training]{hint})"
-        ) from None
+        raise ConfigError(f"{exc} (training options: {overrides['file']} [training])") from None
     log.info("benchmark %s: %d file(s) under %s", protocol.name, len(files), data_root)
 
     with tempfile.TemporaryDirectory(prefix=f"streamae-{protocol.name}-") as scratch:
@@ -354,41 +350,7 @@ def model_config(settings: Settings, options: DetectOptions) -> dict[str, Any]:
     """The detector's configuration as ``detect`` will train it."""
     if options.detector == "zscore":
         return {"kind": "zscore", "window": settings.window_size}
-    from streamae.training import TrainConfig  # torch: only when needed
-
-    changes = dict(options.training)
-    changes |= {k: v for k, v in (("arch", options.arch), ("epochs", options.epochs)) if v}
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    wrong = sorted(set(changes) - known)
-    if wrong:
-        raise ConfigError(
-            f"unknown training option(s) {', '.join(wrong)}; TrainConfig has {', '.join(sorted(known))}"
-        )
-    _check_types(changes, typing.get_type_hints(TrainConfig))
-    # As ``detect.train`` builds it: in one go, so width defaults follow the architecture.
-    config = TrainConfig(window=settings.window_size, device=settings.device, **changes)
-    return {"kind": "autoencoder", **dataclasses.asdict(config)}
-
-
-#: What a TOML value of each TrainConfig field's type may be, and its name for a message.
-_KINDS: dict[type, tuple[tuple[type, ...], str]] = {
-    int: ((int,), "an integer"),
-    float: ((int, float), "a number"),
-    str: ((str,), "a string"),
-}
-
-
-def _check_types(changes: Mapping[str, Any], hints: Mapping[str, Any]) -> None:
-    """Refuse a training option of the wrong type (``epochs = "5"``), naming it."""
-    for name, value in changes.items():
-        # ``int | None`` takes an int: None cannot be written in TOML.
-        kind = next(
-            t for t in typing.get_args(hints[name]) or (hints[name],) if t is not type(None)
-        )
-        allowed, what = _KINDS.get(kind, ((kind,), kind.__name__))
-        if (isinstance(value, bool) and kind is not bool) or not isinstance(value, allowed):
-            quoted = "; remove the quotes" if isinstance(value, str) else ""
-            raise ConfigError(f"training option {name!r} must be {what}, got {value!r}{quoted}")
+    return {"kind": "autoencoder", **dataclasses.asdict(train_config(settings, options))}
 
 
 def _protocol(name: str) -> Protocol:

@@ -19,8 +19,9 @@ from typing import Any, get_type_hints
 from streamae.exceptions import ConfigError
 
 ENV_PREFIX = "STREAMAE_"
-#: Largest random seed: 32 bits, what numpy's and torch's generators all accept.
-MAX_SEED = 2**32 - 1
+#: Largest random seed: 64 bits unsigned, what torch.manual_seed accepts (numpy's
+#: default_rng takes any non-negative integer).
+MAX_SEED = 2**64 - 1
 
 
 class Secret:

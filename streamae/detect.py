@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -42,6 +42,9 @@ from streamae.exceptions import ConfigError, InputError, StreamaeError
 from streamae.messages import Alert, Reading
 from streamae.pipeline import Pipeline
 from streamae.tables import SENSOR_COLUMN, SensorSeries, column_names, read_series, table_files
+
+if TYPE_CHECKING:
+    from streamae.training import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -339,17 +342,19 @@ def train(series: list[SensorSeries], settings: Settings, options: DetectOptions
     """A detector trained on ``series`` with the options' detector kind."""
     if options.detector == "zscore":
         return ZScoreDetector.fit(series, settings.window_size)
-    from streamae.training import TrainConfig, train_detector  # torch: only when needed
+    from streamae.training import train_detector  # torch: only when needed
+
+    return train_detector(series, train_config(settings, options), progress=False)
+
+
+def train_config(settings: Settings, options: DetectOptions) -> TrainConfig:
+    """The autoencoder's TrainConfig: the options' training fields, arch and epochs, on
+    the settings' window and device."""
+    from streamae.training import config_from_options  # torch: only when needed
 
     changes = dict(options.training)
     changes |= {k: v for k, v in (("arch", options.arch), ("epochs", options.epochs)) if v}
-    try:
-        # Built in one go, not replaced: defaults that depend on the architecture
-        # (the width) must be picked for the architecture asked for.
-        config = TrainConfig(window=settings.window_size, device=settings.device, **changes)
-    except TypeError as exc:  # a name that is not a TrainConfig field
-        raise ConfigError(f"training options: {exc}") from None
-    return train_detector(series, config, progress=False)
+    return config_from_options(settings.window_size, settings.device, changes)
 
 
 def load_model(folder: Path, settings: Settings) -> Detector:

@@ -3,7 +3,8 @@
 Errors from kafka-python, torch and the file system are translated where they
 enter the package (``raise X(...) from exc``); every message says what went
 wrong, where, and what to do about it. The CLI prints ``str(error)`` and exits
-non-zero, never a traceback, for any ``StreamaeError``.
+non-zero, never a traceback, for any ``StreamaeError``. ``first_few`` keeps a list of
+names in a message short.
 
 ::
 
@@ -19,6 +20,8 @@ non-zero, never a traceback, for any ``StreamaeError``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class StreamaeError(Exception):
@@ -64,3 +67,14 @@ class KafkaUnavailable(StreamaeError):
 
 class KafkaAuthError(KafkaUnavailable):
     """Kafka refused our credentials or TLS settings."""
+
+
+#: Names a message lists before "and N more".
+SHOWN = 5
+
+
+def first_few(names: Sequence[str], shown: int = SHOWN) -> str:
+    """``names`` for a message: the first ``shown``, then how many more (a folder may
+    hold thousands of files, and a message must stay readable)."""
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")

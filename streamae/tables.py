@@ -3,8 +3,9 @@
 The column rules shared by ``replay``, ``train`` and ``detect``:
 
 - the first column is the timestamp (ISO-8601 / ``YYYY-MM-DD hh:mm:ss`` or epoch ms);
-- ``anomaly`` and ``label`` are ground-truth labels, ``changepoint`` is ignored —
-  none of them is ever an input channel;
+- the first of ``anomaly`` / ``label`` present is the ground-truth label and
+  ``changepoint`` is ignored, so neither is an input channel (with both label
+  columns, ``label`` is an ordinary column: a channel when it holds numbers);
 - a ``sensor_id`` column, when present, names each row's sensor (one file may hold
   many sensors); otherwise the sensor is named after the file (or ``sensor_id=``);
 - every other numeric column is a channel; ``columns=`` picks a subset in order
@@ -253,9 +254,9 @@ def _check_epoch_text(column: pd.Series, path: Path, name: object) -> None:
     Read as text, its numbers fail to parse as dates, and pandas' error blames a
     valid epoch cell rather than the bad one.
     """
-    numbers = pd.to_numeric(column, errors="coerce")
-    bad = numbers.isna().to_numpy()
-    if not (bad.any() and numbers.notna().mean() > 0.5):
+    bad = pd.to_numeric(column, errors="coerce").isna().to_numpy()
+    # The channels' rule, empty cells left out: half of them empty is still epoch ms.
+    if not (bad.any() and _mostly_numbers(column)):
         return
     row = int(np.flatnonzero(bad)[0])
     cell = column.iloc[row]

@@ -25,9 +25,11 @@ import hashlib
 import logging
 import math
 import sys
-from collections.abc import Callable, Sequence
+import typing
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import torch
@@ -137,6 +139,56 @@ class TrainConfig:
                 f"score_tail must be in 0..{self.window} (0: the whole window), "
                 f"got {self.score_tail}"
             )
+
+
+#: TrainConfig fields the Settings set (as the named setting), never the training options.
+FROM_SETTINGS = MappingProxyType({"window": "window_size", "device": "device"})
+
+#: What a value of each TrainConfig field's type may be (as TOML gives it), and its name.
+_KINDS: dict[type, tuple[tuple[type, ...], str]] = {
+    int: ((int,), "an integer"),
+    float: ((int, float), "a number"),
+    str: ((str,), "a string"),
+}
+
+
+def config_from_options(window: int, device: str, options: Mapping[str, Any]) -> TrainConfig:
+    """The TrainConfig of named training ``options`` (e.g. a TOML table) with the settings'
+    ``window`` and ``device``; a wrong name or type is a ConfigError naming the option.
+
+    Built in one go, not replaced: defaults that depend on the architecture (the width)
+    follow the architecture asked for.
+    """
+    fixed = sorted(FROM_SETTINGS.keys() & options.keys())
+    if fixed:
+        raise ConfigError(
+            f"training option(s) {', '.join(fixed)}: set by the setting(s) "
+            f"{', '.join(FROM_SETTINGS[name] for name in fixed)}, not by training options; "
+            "set them there"
+        )
+    names = {f.name for f in dataclasses.fields(TrainConfig)} - FROM_SETTINGS.keys()
+    wrong = sorted(options.keys() - names)
+    if wrong:
+        raise ConfigError(
+            f"unknown training option(s) {', '.join(wrong)}; the training options are "
+            f"{', '.join(sorted(names))}"
+        )
+    _check_types(options)
+    return TrainConfig(window=window, device=device, **options)
+
+
+def _check_types(options: Mapping[str, Any]) -> None:
+    """Refuse a training option of the wrong type (``epochs = "5"``), naming it."""
+    hints = typing.get_type_hints(TrainConfig)
+    for name, value in options.items():
+        # ``int | None`` takes an int: None cannot be written in TOML.
+        kind = next(
+            t for t in typing.get_args(hints[name]) or (hints[name],) if t is not type(None)
+        )
+        allowed, what = _KINDS.get(kind, ((kind,), kind.__name__))
+        if (isinstance(value, bool) and kind is not bool) or not isinstance(value, allowed):
+            quoted = "; remove the quotes" if isinstance(value, str) else ""
+            raise ConfigError(f"training option {name!r} must be {what}, got {value!r}{quoted}")
 
 
 @dataclass(frozen=True)

@@ -251,6 +251,16 @@ def test_the_model_width_is_the_default_of_the_architecture_asked_for(arch):
     assert model_config(Settings(window_size=16), wider)["hidden"] == 8
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "setting"), [("window", 8, "window_size"), ("device", "cpu", "device")]
+)
+def test_window_or_device_as_a_training_option_is_refused_naming_its_setting(name, value, setting):
+    options = DetectOptions(train_rows=100, training=((name, value),))
+    with pytest.raises(ConfigError) as raised:  # was a TypeError: "got multiple values"
+        model_config(Settings(window_size=16), options)
+    assert f"training option(s) {name}: set by the setting(s) {setting}, " in str(raised.value)
+
+
 def no_detection(*args, **kwargs):
     raise AssertionError("detection ran; the mistake should have been found before it")
 
@@ -260,7 +270,7 @@ def no_detection(*args, **kwargs):
     [
         ('epochs = "5"', "training option 'epochs' must be an integer, got '5'; remove the quotes"),
         ("lr = true", "training option 'lr' must be a number, got True"),
-        ("seed = 99999999999999999999", "training seed must be 0..4294967295"),
+        ("seed = 99999999999999999999", f"training seed must be 0..{2**64 - 1}"),
     ],
 )
 def test_a_training_option_of_the_wrong_type_or_range_is_named_before_any_work(

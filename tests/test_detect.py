@@ -299,6 +299,19 @@ def test_detect_options_refuse_two_training_sources():
         DetectOptions(train_fraction=0.1, train_rows=5)
 
 
+def test_training_options_of_the_wrong_name_or_type_are_named_when_detect_trains():
+    from streamae.detect import train
+
+    for training, message in [
+        ((("epochs", "5"),), "training option 'epochs' must be an integer, got '5'"),
+        ((("window", 8),), "training option(s) window: set by the setting(s) window_size"),
+    ]:
+        options = DetectOptions(train_rows=100, training=training)
+        with pytest.raises(ConfigError) as raised:  # before any training
+            train([], SETTINGS, options)
+        assert message in str(raised.value)
+
+
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory):
     """A tiny autoencoder trained on a normal pump file, saved as a model folder."""

@@ -27,6 +27,13 @@ def test_label_columns_are_labels_not_channels(tmp_path):
     assert series.ts_ms[0] == 1704067200000
 
 
+def test_with_both_label_columns_anomaly_is_the_label_and_label_a_channel(tmp_path):
+    path = write(tmp_path / "rig.csv", "ts,a,label,anomaly\n1000,1.0,5,0\n2000,2.0,6,1\n")
+    [series] = read_series(path)
+    assert series.channels == ("a", "label")
+    np.testing.assert_array_equal(series.labels, [0, 1])
+
+
 def test_sensor_id_column_splits_rows_and_sorts_by_time(tmp_path):
     path = write(
         tmp_path / "many.csv",
@@ -139,6 +146,14 @@ def test_a_bad_cell_among_epoch_timestamps_is_named_with_its_row(tmp_path):
     rows[5] = "notatime,5"  # the 7th line of the file, after the header
     path = write(tmp_path / "rig.csv", "ts,a\n" + "\n".join(rows) + "\n")
     with pytest.raises(InputError, match="rig.csv: row 7: 'notatime' is not a timestamp in 'ts'"):
+        read_series(path)
+
+
+def test_a_bad_cell_among_epoch_timestamps_and_many_empty_ones_is_named(tmp_path):
+    stamps = [f"{1_767_225_600_000 + 1000 * i}" for i in range(4)] + [""] * 5 + ["x"]
+    rows = [f"{ts},{i}" for i, ts in enumerate(stamps)]  # 40% epoch ms, 50% empty, one 'x'
+    path = write(tmp_path / "rig.csv", "ts,a\n" + "\n".join(rows) + "\n")
+    with pytest.raises(InputError, match="rig.csv: row 6: empty in 'ts', whose other cells are"):
         read_series(path)
 
 

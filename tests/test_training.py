@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from streamae.exceptions import ConfigError, ModelError
+from streamae.exceptions import ConfigError, InputError, ModelError
 from streamae.tables import SensorSeries
 from streamae.training import TrainConfig, train_detector
 
@@ -112,6 +112,17 @@ def test_windows_with_missing_values_are_left_out():
     run = train_detector([holed], TrainConfig(**TINY), progress=False).info["training"]
     assert run["train_windows"] == 213 - 16
     assert np.isfinite(run["best_val_loss"])
+
+
+def test_a_channel_without_values_names_the_first_few_of_many_files():
+    series = [sine(channels=("a", "b"), sensor_id=f"s{i:02d}") for i in range(12)]
+    for one in series:
+        one.values[:, 1] = np.nan
+    with pytest.raises(InputError) as raised:
+        train_detector(series, TrainConfig(**TINY), progress=False)
+    assert str(raised.value).startswith(
+        "s00.csv, s01.csv, s02.csv, s03.csv, s04.csv and 7 more: channel 'b' has no finite"
+    )
 
 
 def test_training_data_summary_records_rows_sensors_files_and_hash():

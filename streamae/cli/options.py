@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import tempfile
 from collections import Counter
-from collections.abc import Sequence
-from contextlib import suppress
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -108,19 +109,22 @@ def report_path(path: Path | None, option: str) -> None:
     """
     if path is None:
         return
-    if path.is_dir():
-        raise ConfigError(f"{option} {path}: is a folder; give a file, e.g. {path / 'report.json'}")
-    if path.exists() and not path.is_file():  # reading a pipe to check it would block
-        raise ConfigError(
-            f"{option} {path}: exists and is not a regular file (a pipe, socket or device?); "
-            "left as it is (choose another file)"
-        )
-    if path.exists() and not _is_report(path):
-        raise ConfigError(
-            f"{option} {path}: exists and is not a report of evaluate or benchmark; left as "
-            "it is (choose another file, or remove it)"
-        )
-    _probe(path, option, folder=False)
+    with _unreachable(path, option):
+        if path.is_dir():
+            raise ConfigError(
+                f"{option} {path}: is a folder; give a file, e.g. {path / 'report.json'}"
+            )
+        if path.exists() and not path.is_file():  # reading a pipe to check it would block
+            raise ConfigError(
+                f"{option} {path}: exists and is not a regular file (a pipe, socket or "
+                "device?); left as it is (choose another file)"
+            )
+        if path.exists() and not _is_report(path):
+            raise ConfigError(
+                f"{option} {path}: exists and is not a report of evaluate or benchmark; left "
+                "as it is (choose another file, or remove it)"
+            )
+        _probe(path, option, folder=False)
 
 
 def writable_folder(path: Path, option: str) -> None:
@@ -128,15 +132,29 @@ def writable_folder(path: Path, option: str) -> None:
 
     A missing folder is created and removed again; an existing one keeps its content.
     """
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{option} {path}: exists and is not a folder; give a folder")
-    _probe(path, option, folder=True)
+    with _unreachable(path, option):
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"{option} {path}: exists and is not a folder; give a folder")
+        _probe(path, option, folder=True)
 
 
 def writable_file(path: Path, option: str) -> None:
     """Fail now, not after the work, if the file ``path`` cannot be written; an existing
     file is left as it is."""
-    _probe(path, option, folder=False)
+    with _unreachable(path, option):
+        _probe(path, option, folder=False)
+
+
+@contextmanager
+def _unreachable(path: Path, option: str) -> Iterator[None]:
+    """Any OSError while checking or probing ``path`` (e.g. a folder on the way without
+    search permission, which makes even ``exists()`` fail) is the option's error."""
+    try:
+        yield
+    except OSError as exc:
+        raise ConfigError(
+            f"{option} {path}: cannot write there ({exc.strerror or exc}); choose another place"
+        ) from None
 
 
 def _probe(path: Path, option: str, *, folder: bool) -> None:
@@ -147,21 +165,19 @@ def _probe(path: Path, option: str, *, folder: bool) -> None:
     base = missing[-1].parent if missing else parent
     if not base.is_dir():  # mkdir would say "File exists" or "Not a directory"
         raise ConfigError(f"{option} {path}: {base} is a file, not a folder; choose another place")
-    existed = path.exists()
+    # A link is the user's, even a dangling one (exists() is False): it stays. What the
+    # work creates through it is its target, so that is the file removed again.
+    made = None if folder or path.exists() else Path(os.path.realpath(path))
     try:
         parent.mkdir(parents=True, exist_ok=True)
         if folder:
             tempfile.TemporaryFile(dir=path).close()
         else:
             path.open("a", encoding="utf-8").close()
-    except OSError as exc:
-        raise ConfigError(
-            f"{option} {path}: cannot write there ({exc.strerror or exc}); choose another place"
-        ) from None
+            if made is not None:  # only now: a failed open created nothing to remove
+                with suppress(OSError):
+                    made.unlink()
     finally:
-        if not folder and not existed:
-            with suppress(OSError):
-                path.unlink(missing_ok=True)
         for created in missing:  # deepest first
             with suppress(OSError):
                 created.rmdir()

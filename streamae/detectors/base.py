@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from streamae.exceptions import InputError
+from streamae.exceptions import InputError, first_few
 
 
 class NormalMemory(Protocol):
@@ -78,7 +79,7 @@ class Detector(ABC):
 
 
 def finite_training_values(
-    values: np.ndarray, channels: Sequence[str] = (), sources: Sequence[object] = ()
+    values: np.ndarray, channels: Sequence[str] = (), sources: Sequence[Path] = ()
 ) -> np.ndarray:
     """``values`` ``[N, C]`` with every non-finite entry as NaN (to be ignored when fitting).
 
@@ -89,7 +90,7 @@ def finite_training_values(
 
 
 def check_channels_filled(
-    values: np.ndarray, channels: Sequence[str] = (), sources: Sequence[object] = ()
+    values: np.ndarray, channels: Sequence[str] = (), sources: Sequence[Path] = ()
 ) -> None:
     """Refuse training ``values`` ``[N, C]`` where a channel has no finite value, naming
     it (when ``channels`` are given) and the files it came from (``sources``)."""
@@ -97,7 +98,7 @@ def check_channels_filled(
     if not len(empty):
         return
     names = ", ".join(repr(channels[i]) if channels else f"#{i + 1}" for i in empty)
-    where = ", ".join(sorted({str(s) for s in sources}))
+    where = first_few(sorted({str(s) for s in sources}))  # a folder may hold thousands
     which = f"channel {names} has" if len(empty) == 1 else f"channels {names} have"
     raise InputError(
         f"{where + ': ' if where else ''}{which} no finite training value (each is empty "

@@ -45,7 +45,7 @@ from streamae.evaluation.labels import (
 from streamae.evaluation.metrics import event_counts, point_counts, runs
 from streamae.evaluation.nab import nab_events
 from streamae.evaluation.report import EvaluationReport, Tally, total_of
-from streamae.exceptions import InputError
+from streamae.exceptions import InputError, first_few
 from streamae.tables import SENSOR_COLUMN, SUFFIXES, read_frame, table_files
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,6 @@ TIMESTAMP_COLUMN = "timestamp"
 FLAG_COLUMN = "is_anomaly"
 SCORE_COLUMN = "score"
 ROOT_CATEGORY = "."
-#: File names a warning lists before "...".
-SHOWN = 5
 
 
 def evaluate_folder(
@@ -104,12 +102,11 @@ def warn_unmatched(labels: WindowLabels, data_dir: Path) -> None:
     absent = sorted(set(labels.windows_ms) - present)
     if absent:
         log.warning(
-            "%s: %d labelled file(s) not in %s, so not scored: %s%s",
+            "%s: %d labelled file(s) not in %s, so not scored: %s",
             labels.source,
             len(absent),
             data_dir,
-            ", ".join(absent[:SHOWN]),
-            ", ..." if len(absent) > SHOWN else "",
+            first_few(absent),
         )
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from streamae.exceptions import InputError
 log = logging.getLogger(__name__)
 
 COLUMN_PREFIX = "column:"
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def parse_timestamps(column: pd.Series, where: str) -> np.ndarray:
@@ -186,7 +186,9 @@ def _parse_windows(value: object, where: str) -> list[tuple[int, int]]:
 
 def _bound_ms(bound: object, where: str) -> int:
     if isinstance(bound, int | float) and not isinstance(bound, bool):
-        if not math.isfinite(bound):  # JSON's NaN, Infinity or a number like 1e400
+        # JSON's NaN, Infinity, 1e400, or an integer like 10**400 (math.isfinite would
+        # overflow on it): outside int64, where the windows are compared with the rows.
+        if not INT64_MIN <= bound <= INT64_MAX:
             raise InputError(
                 f"{where}: window bound {bound!r} is not a timestamp; give epoch ms or a "
                 'date-time like "2014-02-19 10:50:00"'

@@ -212,7 +212,16 @@ def length_for(duration_s: float, rate: float, sensors: int) -> int:
         raise ConfigError(
             f"duration ({duration_s}), rate ({rate}) and sensors ({sensors}) must all be > 0"
         )
-    count = round(duration_s * rate / sensors)
+    per_sensor = duration_s * rate / sensors
+    # Checked before round(): inf (--rate 1e308) would overflow it, and a run beyond the
+    # timestamps' span would only be refused later as a misleading "start" error.
+    if not (duration_s * 1000 < MAX_TS_MS and per_sensor <= MAX_TS_MS):
+        raise ConfigError(
+            f"{duration_s:g} s at {rate:g} readings/s does not fit the timestamps (1970..2100, "
+            "one reading per millisecond per sensor at most); give a shorter --duration or "
+            "a lower --rate"
+        )
+    count = round(per_sensor)
     if count < 1:
         raise ConfigError(
             f"{duration_s} s at {rate} readings/s is less than one reading for each of "

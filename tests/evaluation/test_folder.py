@@ -345,6 +345,19 @@ def test_labelled_files_missing_from_the_data_are_warned_about_once(nab_like, ca
     assert report.total["files"] == 2  # a warning, not an error
 
 
+def test_many_labelled_files_missing_from_the_data_are_the_first_few_and_a_count(
+    nab_like, tmp_path, caplog
+):
+    det, data, labels = nab_like
+    windows = json.loads(labels.read_text())
+    windows |= {f"catD/{i:02d}.csv": [] for i in range(12)}
+    labels.write_text(json.dumps(windows))
+    evaluate_folder(det, data, labels)
+    assert "13 labelled file(s) not in" in caplog.text
+    assert "so not scored: catC/unused.csv, catD/00.csv, catD/01.csv, catD/02.csv, " in caplog.text
+    assert "catD/03.csv and 8 more" in caplog.text
+
+
 def test_cli_never_replaces_a_pipe_with_its_report(nab_like, tmp_path):
     det, data, labels = nab_like
     pipe = tmp_path / "report.json"

@@ -129,6 +129,16 @@ def test_a_non_finite_numeric_bound_names_the_file_the_entry_and_the_bound(tmp_p
     assert "is not a timestamp" in message
 
 
+@pytest.mark.parametrize("bound", [str(10**400), str(2**63), str(-(2**63) - 1), "9.3e18"])
+def test_a_numeric_bound_beyond_int64_is_refused_like_a_non_finite_one(tmp_path, bound):
+    path = write_json(tmp_path, f'{{"a.csv": [[{bound}, {bound}]]}}')
+    with pytest.raises(InputError) as raised:  # not an OverflowError from math.isfinite
+        load_labels(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: 'a.csv': window bound ")
+    assert "is not a timestamp; give epoch ms or a date-time" in message
+
+
 def test_missing_labels_file_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="no such labels file"):
         load_labels(tmp_path / "nope.json")

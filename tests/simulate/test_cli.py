@@ -82,6 +82,9 @@ def test_options_shape_the_run(tmp_path, capsys):
         (["--kinds", "meteor"], "meteor"),
         (["--sensors", "1", "--rate", "5000"], "per sensor"),
         (["--duration", "0.01"], "less than one reading"),
+        (["--duration", "1e308"], "does not fit the timestamps"),  # was an OverflowError
+        (["--rate", "1e308"], "give a shorter --duration or a lower --rate"),
+        (["--duration", "1e12"], "does not fit the timestamps (1970..2100"),  # not "start"
         (["--out", "{tmp}/run.txt"], ".csv or .parquet"),
     ],
 )

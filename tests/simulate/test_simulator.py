@@ -212,6 +212,7 @@ def test_readings_carry_labels_and_survive_the_wire():
         ({"sensors": 1, "readings_per_sensor": 10, "seed": -1}, "seed"),
         ({"sensors": 1, "readings_per_sensor": 10, "start_ms": 5_000_000_000_000}, "2100"),
         ({"sensors": 10, "duration_s": 0.5, "rate": 10.0}, "less than one reading"),
+        ({"sensors": 1, "duration_s": 1e308}, "does not fit the timestamps"),
         ({"sensors": 1}, "either"),
     ],
 )
