@@ -12,6 +12,8 @@ from streamae import artifact
 from streamae.cli.options import (
     HelpFormatter,
     distinct_columns,
+    non_negative_float,
+    non_negative_int,
     open_fraction,
     positive_float,
     positive_int,
@@ -26,26 +28,6 @@ from streamae.training import DEFAULT_HIDDEN, TrainConfig, train_detector
 
 log = logging.getLogger(__name__)
 DEFAULTS = TrainConfig()
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 EPILOG = """\
