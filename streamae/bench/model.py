@@ -100,12 +100,10 @@ def _score_alone(
 ) -> None:
     """One scorer: load the model, wait for the others, time ``ceiling``."""
     try:
-        import torch
-
         from streamae import artifact
 
+        # Torch runs the ``threads`` OpenMP started with (``openmp_threads``).
         detector = artifact.load(model_dir, device="cpu")
-        torch.set_num_threads(threads)  # after the load, which sets every core (as ``Monitor``)
         barrier.wait(START_TIMEOUT_S)
         sender.send(("rate", *ceiling(detector, batch, seconds)))
     except BaseException as exc:  # reported to the parent, which raises it there

@@ -64,12 +64,14 @@ def resolve_device(device: str) -> torch.device:
 
 def _configure_threads() -> None:
     # Torch may default to fewer threads than the cores this process may use
-    # (containers); set it once, here, for training and scoring alike.
+    # (containers); set it once, here, for training and scoring alike. A count chosen
+    # for OpenMP (the user's, or STREAMAE_TORCH_THREADS through ``pin_openmp``) stays:
+    # raised after torch loaded, OpenMP keeps an extra worker each pass waits on.
     global _threads_configured
-    if not _threads_configured:
+    if not _threads_configured and "OMP_NUM_THREADS" not in os.environ:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         torch.set_num_threads(max(1, cores or 1))
-        _threads_configured = True
+    _threads_configured = True
 
 
 def library_versions() -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -34,3 +35,20 @@ def test_a_command_scores_with_the_threads_it_was_given():
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "1"
+
+
+def test_loading_a_model_keeps_the_threads_openmp_started_with():
+    # The detector module sets torch to every core only when nobody chose a count.
+    code = (
+        "import torch; from streamae.detectors.autoencoder import resolve_device; "
+        "resolve_device('cpu'); print(torch.get_num_threads())"
+    )
+    base = {"PATH": "/usr/bin:/bin"}
+    for env, expected in (
+        ({**base, "OMP_NUM_THREADS": "1"}, 1),
+        (base, len(os.sched_getaffinity(0))),
+    ):
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
+        assert int(out.stdout.strip()) == expected
