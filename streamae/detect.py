@@ -41,7 +41,14 @@ from streamae.detectors.zscore import ZScoreDetector
 from streamae.exceptions import ConfigError, InputError, StreamaeError
 from streamae.messages import Alert, Reading
 from streamae.pipeline import Pipeline
-from streamae.tables import SENSOR_COLUMN, SensorSeries, column_names, read_series, table_files
+from streamae.tables import (
+    SENSOR_COLUMN,
+    SensorSeries,
+    column_names,
+    read_series,
+    table_files,
+    warn_repeated_timestamps,
+)
 
 if TYPE_CHECKING:
     from streamae.training import TrainConfig
@@ -158,13 +165,11 @@ def detect_series(
     if rejected:
         raise InputError(rejected[0][1])
     # Rows are in time order per sensor, so nothing is late; repeats are duplicates.
-    if repeats := pipeline.counts["duplicate"]:
-        log.warning(
-            "%s: %d row(s) repeat the timestamp of an earlier row of their sensor: only the "
-            "first row with each timestamp is scored",
-            series[0].source,
-            repeats,
-        )
+    warn_repeated_timestamps(
+        series[0].source,
+        pipeline.counts["duplicate"],
+        "only the first row with each timestamp is scored",
+    )
     frames = []
     by_sensor: dict[str, list] = {}
     for score in scores:

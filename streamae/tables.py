@@ -178,6 +178,23 @@ def read_series(
     return out
 
 
+def repeated_timestamps(series: SensorSeries) -> int:
+    """How many rows of ``series`` repeat the timestamp of an earlier row."""
+    return int(np.count_nonzero(np.diff(series.ts_ms) == 0))
+
+
+def warn_repeated_timestamps(source: Path, count: int, consequence: str) -> None:
+    """Warn that ``count`` rows of ``source`` repeat a timestamp of their sensor (if any);
+    ``consequence`` says what the command does with them."""
+    if count:
+        log.warning(
+            "%s: %d row(s) repeat the timestamp of an earlier row of their sensor: %s",
+            source,
+            count,
+            consequence,
+        )
+
+
 def _mostly_numbers(column: pd.Series) -> bool:
     if pd.api.types.is_numeric_dtype(column):
         return True
@@ -235,7 +252,7 @@ def _timestamps(column: pd.Series, path: Path, name: object) -> np.ndarray:
                 pd.Timestamp(int(stamps.max()), unit="ms").year,
             )
         return stamps
-    _check_epoch_text(column, path, name)
+    check_epoch_text(column, path, name)
     try:
         parsed = pd.to_datetime(column, utc=True, format="mixed")
     except (ValueError, TypeError) as exc:
@@ -248,7 +265,7 @@ def _timestamps(column: pd.Series, path: Path, name: object) -> np.ndarray:
     return parsed.dt.as_unit("ms").astype("int64").to_numpy()
 
 
-def _check_epoch_text(column: pd.Series, path: Path, name: object) -> None:
+def check_epoch_text(column: pd.Series, path: Path, name: object) -> None:
     """A column of mostly epoch ms with a few other cells: name the first such cell.
 
     Read as text, its numbers fail to parse as dates, and pandas' error blames a

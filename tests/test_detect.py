@@ -190,6 +190,24 @@ def test_rows_repeating_a_timestamp_are_counted_in_a_warning_and_left_unscored(t
     assert "pump.csv: 3 row(s) repeat the timestamp of an earlier row" in caplog.text
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # numpy's overflow warnings fail it
+def test_zscore_scores_are_the_same_in_any_unit_even_near_the_largest_float(tmp_path):
+    source = write_csv(tmp_path / "pump.csv")
+    huge = tmp_path / "huge.csv"
+    frame = pd.read_csv(source)
+    frame[["pressure", "temperature"]] *= 1e306  # finite, but their sums and squares are not
+    frame.to_csv(huge, index=False)
+    outputs = []
+    for path in (source, huge):
+        out = tmp_path / f"{path.stem}-out.csv"
+        assert detect(path, "--out", out, "--train-rows", TRAIN, "--window", WINDOW) == 0
+        outputs.append(pd.read_csv(out))
+    plain, scaled = outputs
+    assert plain["is_anomaly"].any()
+    np.testing.assert_allclose(scaled["score"], plain["score"], rtol=1e-9)
+    assert scaled["is_anomaly"].tolist() == plain["is_anomaly"].tolist()
+
+
 def test_an_existing_file_is_replaced_only_if_detect_wrote_it(tmp_path, capsys):
     source = write_csv(tmp_path / "pump.csv", bursts=())
     other = write_csv(tmp_path / "other.csv", rows=600, seed=1)

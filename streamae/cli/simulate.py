@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 
@@ -20,8 +21,16 @@ from streamae.cli.options import (
 from streamae.exceptions import InvalidReading
 from streamae.messages import format_ts, parse_ts
 from streamae.replay import ReadingSender
-from streamae.simulate import ANOMALY_KINDS, DEFAULT_START_MS, Simulator, length_for
+from streamae.simulate import (
+    ANOMALY_KINDS,
+    DEFAULT_START_MS,
+    Simulator,
+    length_for,
+    readings_per_event,
+)
 from streamae.simulate.output import check_out, write_run
+
+log = logging.getLogger(__name__)
 
 # Normal readings between two anomaly events, in windows: each event is its own alert.
 GAP_WINDOWS = 3
@@ -126,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         start_ms = DEFAULT_START_MS if args.start is None else args.start
     else:
         start_ms = time.time_ns() // 1_000_000 if args.start is None else args.start
+    min_gap = GAP_WINDOWS * settings.window_size
     simulator = Simulator(
         args.sensors,
         length_for(args.duration, args.rate, args.sensors),
@@ -135,9 +145,11 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         start_ms=start_ms,
         kinds=args.kinds,
-        min_gap=GAP_WINDOWS * settings.window_size,
+        min_gap=min_gap,
     )
     events = simulator.events
+    if not events and args.anomaly_rate > 0:
+        warn_no_events(args, simulator.length, min_gap)
     detail = (
         f"{args.sensors} sensors, {len(events)} anomaly events, "
         f"{sum(e.stop - e.start for e in events)} labelled readings"
@@ -155,6 +167,24 @@ def run(args: argparse.Namespace) -> int:
         f"{settings.bootstrap_servers}"
     )
     return 0
+
+
+def warn_no_events(args: argparse.Namespace, length: int, min_gap: int) -> None:
+    """Say that the run holds no anomaly event, and how long a run would hold some."""
+    per_event = readings_per_event(args.kinds, args.anomaly_rate)
+    # A sensor's events start after min_gap readings, one per per_event on average.
+    seconds = (min_gap + per_event) * args.sensors / args.rate
+    log.warning(
+        "no anomaly event fits in %d readings per sensor: events come after the first %d "
+        "(%d windows), about one per %.0f readings of a sensor at --anomaly-rate %g; give a "
+        "longer --duration (e.g. %.0f) or a higher --anomaly-rate",
+        length,
+        min_gap,
+        GAP_WINDOWS,
+        per_event,
+        args.anomaly_rate,
+        seconds,
+    )
 
 
 def progress_bar(total: int) -> tqdm:

@@ -85,7 +85,10 @@ class ZScoreDetector(Detector):
             channels,
             [s.source for s in series_list],
         )
-        mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
+        # Huge finite values (1e308) overflow the sums: compute in scaled units.
+        scale = _scale(np.nanmax(np.abs(values), axis=0))
+        mean = np.nanmean(values / scale, axis=0) * scale
+        std = np.nanstd(values / scale, axis=0) * scale
         detector = cls(channels, window_size, mean, std, np.empty(0), tail)
         scores = np.concatenate([detector._score_series(s.values) for s in usable])
         detector.normal_scores = scores[np.isfinite(scores)]
@@ -98,8 +101,12 @@ class ZScoreDetector(Detector):
                 f"expected windows [B, {self.window_size}, {len(self.channels)}], "
                 f"got {list(windows.shape)}"
             )
-        z = (windows[:, -self.tail :, :] - self.mean) / self.std
-        channel_errors = np.square(z).mean(axis=1)
+        # In scaled units a reading minus the mean cannot overflow, even near the
+        # largest float; a z-score beyond the largest float is an infinite error.
+        scale = _scale(np.maximum(np.abs(self.mean), self.std))
+        with np.errstate(over="ignore"):
+            z = (windows[:, -self.tail :, :] / scale - self.mean / scale) / (self.std / scale)
+            channel_errors = np.square(z).mean(axis=1)
         return channel_errors.mean(axis=1), channel_errors
 
     def _score_series(self, values: np.ndarray) -> np.ndarray:
@@ -119,3 +126,13 @@ class ZScoreDetector(Detector):
         }
         digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode("utf-8"))
         return "zscore-" + digest.hexdigest()[:16]
+
+
+def _scale(magnitude: np.ndarray) -> np.ndarray:
+    """A power of two per channel, at most ``magnitude`` and at least 1.
+
+    Dividing by a power of two is exact, so scaled arithmetic gives the same
+    z-scores as unscaled wherever the unscaled one does not overflow.
+    """
+    _, exponent = np.frexp(np.maximum(magnitude, 1.0))
+    return np.ldexp(1.0, exponent - 1)

@@ -142,13 +142,13 @@ def evaluate_file(detections_path: Path, data_path: Path, key: str, labels: Labe
             f"{detections_path}: {'has' if has_sensor[0] else 'lacks'} a {SENSOR_COLUMN!r} column "
             f"but {data_path} {'does not' if has_sensor[0] else 'does'}"
         )
-    det_ts = parse_timestamps(detections[TIMESTAMP_COLUMN], str(detections_path))
+    det_ts = parse_timestamps(detections[TIMESTAMP_COLUMN], detections_path)
     det_flags = binary_column(detections[FLAG_COLUMN], str(detections_path))
     if SCORE_COLUMN in detections.columns:
         det_scored = detections[SCORE_COLUMN].notna().to_numpy()
     else:
         det_scored = np.ones(len(detections), dtype=bool)
-    data_ts = parse_timestamps(data.iloc[:, 0], str(data_path))
+    data_ts = parse_timestamps(data.iloc[:, 0], data_path)
     if has_sensor[0]:
         det_groups = _groups(detections[SENSOR_COLUMN])
         data_groups = _groups(data[SENSOR_COLUMN])

@@ -26,6 +26,7 @@ import pandas as pd
 
 from streamae.evaluation.metrics import Interval, runs
 from streamae.exceptions import InputError
+from streamae.tables import check_epoch_text
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +34,16 @@ COLUMN_PREFIX = "column:"
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
-def parse_timestamps(column: pd.Series, where: str) -> np.ndarray:
-    """Epoch milliseconds (int64) of a timestamp column: epoch ms numbers or date-time text."""
+def parse_timestamps(column: pd.Series, where: str | Path) -> np.ndarray:
+    """Epoch milliseconds (int64) of a timestamp column: epoch ms numbers or date-time text.
+
+    ``where`` is the file (``column`` all its rows), so a bad cell is named with its row.
+    """
     if pd.api.types.is_numeric_dtype(column):
         if column.isna().any():
             raise InputError(f"{where}: empty timestamp in column {column.name!r}")
         return column.to_numpy(dtype=np.int64)
+    check_epoch_text(column, Path(where), column.name)
     try:
         parsed = pd.to_datetime(column, utc=True, format="mixed")
     except (ValueError, TypeError) as exc:

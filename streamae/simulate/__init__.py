@@ -4,7 +4,7 @@
 long run slice by slice (the ``simulate`` command); ``write_run`` saves one to files.
 """
 
-from streamae.simulate.anomalies import ANOMALY_KINDS, max_anomaly_rate
+from streamae.simulate.anomalies import ANOMALY_KINDS, max_anomaly_rate, readings_per_event
 from streamae.simulate.output import write_run
 from streamae.simulate.signals import SensorModel, channel_names
 from streamae.simulate.simulator import (
@@ -26,6 +26,7 @@ __all__ = [
     "channel_names",
     "length_for",
     "max_anomaly_rate",
+    "readings_per_event",
     "simulate",
     "write_run",
 ]

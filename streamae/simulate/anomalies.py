@@ -72,6 +72,11 @@ def max_anomaly_rate(kinds: Sequence[str], min_gap: int) -> float:
     return mean / (mean + min_gap)
 
 
+def readings_per_event(kinds: Sequence[str], anomaly_rate: float) -> float:
+    """A sensor's readings per event on average (the event and the gap after it)."""
+    return _mean_duration(kinds) / anomaly_rate
+
+
 def plan_events(
     rng: np.random.Generator,
     *,

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from streamae import artifact
@@ -76,6 +77,20 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path, capsys, extra, message
     assert main([*args, *extra]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+
+
+def test_rows_repeating_a_timestamp_are_counted_in_a_warning_saying_what_training_does(
+    tmp_path, caplog
+):
+    data = write_csv(tmp_path / "normal.csv")
+    frame = pd.read_csv(data)
+    frame.assign(timestamp=frame["timestamp"][0]).to_csv(data, index=False)  # all rows at one
+    args = ["train", "--input", str(data), "--out", str(tmp_path / "m"), "--quiet", *FAST]
+    assert main(args) == 0
+    assert (
+        f"{data}: 199 row(s) repeat the timestamp of an earlier row of their sensor: training "
+        "takes each as the next reading, but detect and the monitor score only the first"
+    ) in caplog.text
 
 
 def test_a_folder_with_other_files_is_refused_before_training(tmp_path, capsys, monkeypatch):

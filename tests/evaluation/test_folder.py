@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -217,6 +218,19 @@ def test_bad_input_is_an_input_error(nab_like, breakage, message):
     else:
         labels.write_text(json.dumps({"catB/two.csv": []}))
     with pytest.raises(InputError, match=message):
+        evaluate_folder(det, data, labels)
+
+
+def test_a_bad_cell_among_epoch_timestamps_is_named_with_its_file_and_row(nab_like):
+    det, data, labels = nab_like
+    path = data / "catA" / "one.csv"
+    frame = pd.read_csv(path)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"]).astype("int64") // 1_000_000
+    frame["timestamp"] = frame["timestamp"].astype(str)
+    frame.loc[5, "timestamp"] = "notatime"  # the 7th line of the file, after the header
+    frame.to_csv(path, index=False)
+    message = f"{path}: row 7: 'notatime' is not a timestamp in 'timestamp'"
+    with pytest.raises(InputError, match=re.escape(message)):
         evaluate_folder(det, data, labels)
 
 

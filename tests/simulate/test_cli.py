@@ -94,6 +94,20 @@ def test_bad_options_are_clear_errors(tmp_path, capsys, args, message):
     assert message in err and "Traceback" not in err
 
 
+def test_a_run_too_short_for_any_anomaly_event_is_warned_about(
+    tmp_path, capsys, caplog, monkeypatch
+):
+    monkeypatch.setenv("STREAMAE_WINDOW_SIZE", "16")  # events come after 3 windows: 48 readings
+    short = ["--sensors", 10, "--rate", 100, "--duration", 10]
+    code, out, _ = run_main(capsys, *short, "--out", tmp_path / "a.csv")
+    assert code == 0 and "0 anomaly events" in out
+    assert "no anomaly event fits in 100 readings per sensor" in caplog.text
+    assert "give a longer --duration (e.g. 742) or a higher --anomaly-rate" in caplog.text
+    caplog.clear()
+    run_main(capsys, *short, "--anomaly-rate", 0, "--out", tmp_path / "b.csv")  # none asked for
+    assert "no anomaly event" not in caplog.text
+
+
 def test_bad_option_from_the_shell_is_one_line_without_traceback():
     code, _, err = run_cli("--rate", "-1")
     assert code == 2
