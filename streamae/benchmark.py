@@ -10,7 +10,7 @@ A protocol says what a detector may train on and how it is judged:
   ``anomaly-free.csv``, are skipped); point-wise F1 first, event metrics too.
 
 Steps: resolve the data and labels → settings (``Settings`` defaults, then the
-protocol's override file ``benchmarks/<name>.toml``, then ``STREAMAE_*``
+protocol's profile ``benchmarks/<name>.toml`` (``streamae.profile``), then ``STREAMAE_*``
 environment variables, then explicit arguments) → per file, in ``jobs`` worker
 processes, train on the protocol's rows and stream the rest through the live
 ``Pipeline`` (``streamae.detect.detect_file``) → ``evaluate_folder`` → a report
@@ -29,7 +29,6 @@ import logging
 import os
 import tempfile
 import time
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,19 +39,14 @@ from streamae.detect import DetectOptions, FileReport, detect_files, output_path
 from streamae.evaluation import EvaluationReport, Labels, evaluate_folder, load_labels
 from streamae.evaluation.labels import ColumnLabels, WindowLabels
 from streamae.exceptions import ConfigError, InputError
+from streamae.profile import DETECTORS, Profile, layered_settings, load_profile, named_in
 from streamae.tables import column_names, table_files
 
 log = logging.getLogger(__name__)
 
-#: The project checkout: default data is ``../shared/data`` beside it, overrides in ``benchmarks/``.
+#: The project checkout: default data is ``../shared/data`` beside it, profiles in ``benchmarks/``.
 REPO = Path(__file__).resolve().parent.parent
 OVERRIDES_DIR = REPO / "benchmarks"
-#: ``--detector`` choices → (``DetectOptions.detector``, autoencoder architecture).
-DETECTORS: dict[str, tuple[str, str | None]] = {
-    "lstm": ("autoencoder", "lstm"),
-    "conv": ("autoencoder", "conv"),
-    "zscore": ("zscore", None),
-}
 DEFAULT_DETECTOR = "conv"
 #: Settings that shape detection; the report records their values.
 DETECTION_SETTINGS = (
@@ -121,7 +115,7 @@ class BenchmarkReport:
     detector: str
     jobs: int
     settings: dict[str, Any]
-    overrides: dict[str, Any]
+    profile: dict[str, Any]
     model: dict[str, Any]
     files: list[FileReport]
     skipped: list[str]
@@ -148,7 +142,7 @@ class BenchmarkReport:
             "detector": self.detector,
             "jobs": self.jobs,
             "settings": self.settings,
-            "overrides": self.overrides,
+            "profile": self.profile,
             "model": self.model,
             "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
             "machine": self.machine,
@@ -189,7 +183,7 @@ def run_benchmark(
     labels: str | Path | None = None,
     detector: str | None = None,
     jobs: int = 2,
-    overrides_file: str | Path | None = None,
+    profile_file: str | Path | None = None,
     settings: Mapping[str, Any] | None = None,
     workdir: str | Path | None = None,
     progress: bool = True,
@@ -198,7 +192,7 @@ def run_benchmark(
     """Run benchmark ``name`` (``nab`` or ``skab``); see the module docstring.
 
     ``settings`` are explicit Settings values (they win over everything);
-    ``overrides_file`` replaces ``benchmarks/<name>.toml``; ``workdir`` keeps the
+    ``profile_file`` replaces ``benchmarks/<name>.toml``; ``workdir`` keeps the
     detection outputs there (default: a temporary folder, removed afterwards).
     """
     started = time.perf_counter()
@@ -210,33 +204,22 @@ def run_benchmark(
     data_root = _data_root(dataset, protocol)
     labels_spec = _labels_spec(dataset, labels, protocol)
     label_source = load_labels(labels_spec)
-    overrides = load_overrides(overrides_file, protocol)
-    detector = detector or overrides.get("detector") or DEFAULT_DETECTOR
+    profile = protocol_profile(profile_file, protocol)
+    detector = detector or profile.detector or DEFAULT_DETECTOR
     if detector not in DETECTORS:
         raise ConfigError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
-    try:
-        resolved = _settings(overrides.get("settings", {}), settings or {}, env)
-    except ConfigError as exc:
-        if not overrides.get("settings"):
-            raise
-        raise ConfigError(
-            f"{exc} (settings: {overrides['file']} [settings] < STREAMAE_* < options)"
-        ) from None
+    resolved = layered_settings(profile, settings, env)
     kind, arch = DETECTORS[detector]
     options = DetectOptions(
         train_fraction=protocol.train_fraction,
         train_rows=protocol.train_rows,
         detector=kind,
         arch=arch,
-        training=tuple(sorted(overrides.get("training", {}).items())),
+        training=tuple(sorted(profile.training.items())),
     )
     files, skipped = select_files(data_root, label_source)
-    try:
+    with named_in(profile, "training"):
         model = model_config(resolved, options)
-    except ConfigError as exc:
-        if not overrides.get("training"):
-            raise
-        raise ConfigError(f"{exc} (training options: {overrides['file']} [training])") from None
     log.info("benchmark %s: %d file(s) under %s", protocol.name, len(files), data_root)
 
     with tempfile.TemporaryDirectory(prefix=f"streamae-{protocol.name}-") as scratch:
@@ -267,7 +250,7 @@ def run_benchmark(
         detector=detector,
         jobs=jobs,
         settings={n: _jsonable(getattr(resolved, n)) for n in DETECTION_SETTINGS},
-        overrides=overrides,
+        profile=profile.to_dict(),
         model=model,
         files=reports,
         skipped=skipped,
@@ -285,46 +268,13 @@ def run_benchmark(
     )
 
 
-def load_overrides(path: str | Path | None, protocol: Protocol) -> dict[str, Any]:
-    """The protocol's override file as a dict (``{}`` when the default file does not exist).
-
-    Keys: ``detector`` (lstm|conv|zscore), a ``[settings]`` table of Settings fields
-    and a ``[training]`` table of ``TrainConfig`` fields for the autoencoder (its
-    ``window`` and ``device`` come from the settings).
-    """
+def protocol_profile(path: str | Path | None, protocol: Protocol) -> Profile:
+    """The profile at ``path``, else ``benchmarks/<name>.toml`` (empty when it does not exist)."""
     if path is None:
         path = OVERRIDES_DIR / f"{protocol.name}.toml"
         if not path.is_file():
-            return {}
-    path = Path(path)
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such override file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the override file: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: not valid TOML ({exc})") from None
-    unknown = set(document) - {"detector", "settings", "training"}
-    if unknown:
-        raise InputError(
-            f"{path}: unknown key(s) {', '.join(sorted(unknown))}; "
-            "expected detector and [settings] / [training] tables"
-        )
-    for name in ("settings", "training"):
-        if not isinstance(document.get(name, {}), dict):
-            raise InputError(f"{path}: '{name}' must be a table")
-    known = {f.name for f in dataclasses.fields(Settings)}
-    wrong = sorted(set(document.get("settings", {})) - known)
-    if wrong:
-        raise InputError(f"{path}: [settings] has unknown setting(s) {', '.join(wrong)}")
-    fixed = sorted({"window", "device"} & set(document.get("training", {})))
-    if fixed:
-        raise InputError(
-            f"{path}: [training] {', '.join(fixed)} come(s) from [settings] "
-            "(window_size, device); set them there"
-        )
-    return {"file": str(path), **document}
+            return Profile()
+    return load_profile(path)
 
 
 def select_files(data_root: Path, labels: Labels) -> tuple[list[Path], list[str]]:
@@ -382,16 +332,6 @@ def _labels_spec(dataset: Path, labels: str | Path | None, protocol: Protocol) -
     if not path.is_file():
         raise InputError(f"{path}: no labels file here; give one with --labels")
     return str(path)
-
-
-def _settings(
-    from_file: Mapping[str, Any], explicit: Mapping[str, Any], env: Mapping[str, str] | None
-) -> Settings:
-    """Precedence: explicit > ``STREAMAE_*`` environment > override file > default."""
-    env = os.environ if env is None else env
-    layered = {k: v for k, v in from_file.items() if Settings.env_var(k) not in env}
-    layered |= {k: v for k, v in explicit.items() if v is not None}
-    return Settings.load(env, **layered)
 
 
 def _cpus() -> int | None:

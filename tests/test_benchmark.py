@@ -1,4 +1,4 @@
-"""``streamae benchmark``: protocols, override files, the report, and errors without tracebacks."""
+"""``streamae benchmark``: protocols, profiles, the report, and errors without tracebacks."""
 
 import json
 from pathlib import Path
@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from streamae.benchmark import PROTOCOLS, load_overrides, model_config, run_benchmark
+from streamae.benchmark import PROTOCOLS, model_config, protocol_profile, run_benchmark
 from streamae.cli import main
 from streamae.config import Settings
 from streamae.detect import DetectOptions
@@ -50,7 +50,7 @@ def nab_corpus(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def small_config(tmp_path: Path) -> Path:
-    """An override file for small files: windows of 16, the z-score baseline."""
+    """A profile for small files: windows of 16, the z-score baseline."""
     path = tmp_path / "small.toml"
     path.write_text('detector = "zscore"\n[settings]\nwindow_size = 16\nalert_open_after = 1\n')
     return path
@@ -127,7 +127,7 @@ def test_column_labels_skip_files_without_the_label_column(tmp_path, small_confi
         frame.to_csv(data / name, sep=";", index=False)
 
     report = run_benchmark(
-        "skab", tmp_path / "SKAB", overrides_file=small_config, jobs=1, progress=False
+        "skab", tmp_path / "SKAB", profile_file=small_config, jobs=1, progress=False
     )
     assert report.skipped == ["anomaly-free/free.csv"]
     assert [f.source.name for f in report.files] == ["1.csv"]
@@ -141,7 +141,7 @@ def test_column_labels_skip_files_without_the_label_column(tmp_path, small_confi
     [
         (["--data", "/nonexistent/NAB"], "no such folder"),
         (["--labels", "/nonexistent/windows.json"], "no such labels file"),
-        (["--config", "/nonexistent/x.toml"], "no such override file"),
+        (["--config", "/nonexistent/x.toml"], "no such profile file"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_exit_2(nab_corpus, args, message, capsys):
@@ -178,19 +178,19 @@ def test_unknown_benchmark_and_detector_are_refused(nab_corpus):
         ("training = 3", "must be a table"),
     ],
 )
-def test_override_file_mistakes_are_named(tmp_path, text, message):
+def test_profile_mistakes_are_named(tmp_path, text, message):
     path = tmp_path / "bad.toml"
     path.write_text(text)
     with pytest.raises(InputError, match=message):
-        load_overrides(path, PROTOCOLS["nab"])
+        protocol_profile(path, PROTOCOLS["nab"])
 
 
-def test_environment_beats_the_override_file_and_arguments_beat_both(nab_corpus, small_config):
+def test_environment_beats_the_profile_and_arguments_beat_both(nab_corpus, small_config):
     env = {"STREAMAE_WINDOW_SIZE": "24", "STREAMAE_ALERT_OPEN_AFTER": "2"}
     report = run_benchmark(
         "nab",
         nab_corpus,
-        overrides_file=small_config,
+        profile_file=small_config,
         settings={"window_size": 20},
         jobs=1,
         progress=False,
@@ -200,10 +200,10 @@ def test_environment_beats_the_override_file_and_arguments_beat_both(nab_corpus,
     assert report.settings["alert_open_after"] == 2
 
 
-def test_shipped_override_files_are_valid():
+def test_shipped_profiles_are_valid():
     for protocol in PROTOCOLS.values():
-        overrides = load_overrides(None, protocol)
-        assert overrides.get("detector", "conv") in {"conv", "lstm", "zscore"}
+        profile = protocol_profile(None, protocol)
+        assert profile.file is not None and profile.detector in {"conv", "lstm", "zscore"}
 
 
 def test_one_skab_file_of_the_shared_data(shared_data, tmp_path):
@@ -225,17 +225,17 @@ def test_unknown_training_option_is_refused_before_any_work(nab_corpus, tmp_path
     path = tmp_path / "training.toml"
     path.write_text('detector = "conv"\n[training]\nlayerz = 2\n')
     with pytest.raises(ConfigError, match="unknown training option") as raised:
-        run_benchmark("nab", nab_corpus, overrides_file=path, progress=False)
+        run_benchmark("nab", nab_corpus, profile_file=path, progress=False)
     assert str(path) in str(raised.value)  # the error names the file to fix
 
 
-def test_override_settings_are_checked_with_the_environment_layered_on(nab_corpus, tmp_path):
+def test_profile_settings_are_checked_with_the_environment_layered_on(nab_corpus, tmp_path):
     path = tmp_path / "fade.toml"
     path.write_text("[settings]\nalert_fade = 0.25\nalert_rearm = 0\n")
     with pytest.raises(ConfigError, match=f"needs 'alert_rearm' > 0.*{path}"):
-        run_benchmark("nab", nab_corpus, detector="zscore", overrides_file=path, env={})
+        run_benchmark("nab", nab_corpus, detector="zscore", profile_file=path, env={})
     report = run_benchmark(
-        "nab", nab_corpus, detector="zscore", overrides_file=path, progress=False,
+        "nab", nab_corpus, detector="zscore", profile_file=path, progress=False,
         env={"STREAMAE_ALERT_REARM": "2000"},
     )  # fmt: skip
     assert report.settings["alert_rearm"] == 2000 and report.settings["alert_fade"] == 0.25
@@ -280,7 +280,7 @@ def test_a_training_option_of_the_wrong_type_or_range_is_named_before_any_work(
     path = tmp_path / "training.toml"
     path.write_text(f'detector = "conv"\n[training]\n{text}\n')
     with pytest.raises(ConfigError) as raised:
-        run_benchmark("nab", nab_corpus, overrides_file=path, progress=False)
+        run_benchmark("nab", nab_corpus, profile_file=path, progress=False)
     assert message in str(raised.value) and str(path) in str(raised.value)
 
 
@@ -314,7 +314,7 @@ def test_labelled_files_missing_from_the_corpus_are_warned_about(nab_corpus, sma
     labels = nab_corpus / "labels" / "combined_windows.json"
     windows = json.loads(labels.read_text())
     labels.write_text(json.dumps(windows | {"real/gone.csv": [], "real/lost.csv": []}))
-    report = run_benchmark("nab", nab_corpus, overrides_file=small_config, jobs=1, progress=False)
+    report = run_benchmark("nab", nab_corpus, profile_file=small_config, jobs=1, progress=False)
     assert "2 labelled file(s) not in" in caplog.text
     assert "real/gone.csv, real/lost.csv" in caplog.text
     assert report.evaluation.total["files"] == 2  # the files that are there are scored

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from streamae.benchmark import DETECTORS, PROTOCOLS, run_benchmark
+from streamae.benchmark import PROTOCOLS, run_benchmark
 from streamae.cli.options import (
     HelpFormatter,
     positive_int,
@@ -15,6 +15,7 @@ from streamae.cli.options import (
 )
 from streamae.detect import failed_summary
 from streamae.exceptions import InputError
+from streamae.profile import DETECTORS
 
 EPILOG = """\
 protocols:
@@ -64,8 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--detector",
         choices=sorted(DETECTORS),
-        help="conv or lstm autoencoder, or the z-score baseline (default: the override "
-        "file's, else conv)",
+        help="conv or lstm autoencoder, or the z-score baseline (default: the "
+        "profile's, else conv)",
     )
     parser.add_argument(
         "--jobs", type=positive_int, default=2, metavar="N", help="files in parallel (default 2)"
@@ -75,13 +76,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         dest="window_size",
         type=positive_int,
         metavar="N",
-        help="readings per window (default: STREAMAE_WINDOW_SIZE, else the override "
-        "file's, else 64)",
+        help="readings per window (default: STREAMAE_WINDOW_SIZE, else the profile's, else 64)",
     )
     parser.add_argument(
         "--config",
         metavar="TOML",
-        help="override file to use instead of benchmarks/<name>.toml",
+        help="detection profile to use instead of benchmarks/<name>.toml",
     )
     parser.add_argument(
         "--keep", metavar="DIR", help="keep the detection outputs in DIR (default: discarded)"
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         labels=args.labels,
         detector=args.detector,
         jobs=args.jobs,
-        overrides_file=args.config,
+        profile_file=args.config,
         settings={"window_size": args.window_size},
         workdir=args.keep,
         progress=not args.quiet,

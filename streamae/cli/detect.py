@@ -9,15 +9,19 @@ from pathlib import Path
 
 from streamae.cli.options import (
     HelpFormatter,
+    add_profile_option,
     distinct_columns,
     fraction,
     positive_int,
+    profile_from,
     settings_from,
     writable_file,
     writable_folder,
 )
-from streamae.detect import DETECTORS, DetectOptions, detect_path, failed_summary
+from streamae.detect import DETECTORS, DetectOptions, detect_path, failed_summary, train_config
 from streamae.exceptions import ConfigError, InputError
+from streamae.profile import DETECTORS as PROFILE_DETECTORS
+from streamae.profile import named_in
 
 ARCHITECTURES = ("lstm", "conv")  # kept here so --help does not import torch
 
@@ -28,6 +32,7 @@ examples:
   streamae detect runs/ --out scored/ --train-rows 400                # a folder, SKAB's
   streamae detect run.csv --out run-scored.csv --model models/pump
   streamae detect run.csv --out run-scored.csv --train-file normal.csv --detector zscore
+  streamae detect run.csv --out run-scored.csv --train-fraction 0.15 --config benchmarks/nab.toml
 """
 
 
@@ -96,14 +101,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--detector",
         choices=DETECTORS,
-        default="autoencoder",
         help="what to train: the autoencoder (default) or the fast z-score baseline",
     )
-    parser.add_argument("--arch", choices=ARCHITECTURES, help="autoencoder architecture")
+    parser.add_argument(
+        "--arch", choices=ARCHITECTURES, help="autoencoder architecture (default: lstm)"
+    )
     parser.add_argument("--epochs", type=positive_int, metavar="N", help="max training epochs")
     parser.add_argument(
         "--jobs", type=positive_int, default=2, metavar="N", help="files in parallel (default 2)"
     )
+    add_profile_option(parser, "uses its detector, [settings] and [training]")
     parser.add_argument(
         "--quiet", action="store_true", help="no progress bar, progress messages or summary"
     )
@@ -112,16 +119,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    profile = profile_from(args)
     distinct_columns(args.columns)
+    kind, arch = PROFILE_DETECTORS.get(profile.detector or "", ("autoencoder", None))
+    if args.detector is not None and args.detector != kind:
+        arch = None  # the profile's architecture belongs to the detector it names
     options = DetectOptions(
         train_fraction=args.train_fraction,
         train_rows=args.train_rows,
         train_file=Path(args.train_file) if args.train_file else None,
         model=Path(args.model) if args.model else None,
         columns=tuple(args.columns) if args.columns else None,
-        detector=args.detector,
-        arch=args.arch,
+        detector=args.detector or kind,
+        arch=args.arch or arch,
         epochs=args.epochs,
+        training=() if args.model else tuple(sorted(profile.training.items())),
     )
     if options.model is not None:
         for_training = [
@@ -130,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
                 ("--window", args.window_size),
                 ("--arch", args.arch),
                 ("--epochs", args.epochs),
-                ("--detector", args.detector != "autoencoder"),
+                ("--detector", args.detector),
             )
             if given
         ]
@@ -139,6 +151,9 @@ def run(args: argparse.Namespace) -> int:
                 f"{', '.join(for_training)} set how to train; with --model the model fixes "
                 "them: drop them"
             )
+    elif options.detector == "autoencoder":
+        with named_in(profile, "training"):  # a bad [training] value fails before any work
+            train_config(settings, options)
     _check_writable(args.input, args.out)
     reports = detect_path(
         args.input, args.out, settings, options, jobs=args.jobs, progress=not args.quiet

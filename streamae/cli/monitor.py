@@ -6,7 +6,13 @@ import argparse
 import signal
 import threading
 
-from streamae.cli.options import HelpFormatter, add_kafka_options, positive_float, settings_from
+from streamae.cli.options import (
+    HelpFormatter,
+    add_kafka_options,
+    add_profile_option,
+    positive_float,
+    settings_from,
+)
 from streamae.messages import Alert, format_ts
 
 EPILOG = """\
@@ -15,6 +21,7 @@ examples:
   streamae monitor --model models/pump --group plant-a --instance-id monitor-1
   STREAMAE_BOOTSTRAP_SERVERS=kafka:9092 streamae monitor --model models/plant \\
       --model-map 'pump-*=models/pump'     # pumps get their own model
+  streamae monitor --model models/pump --config benchmarks/nab.toml   # the benchmark's bar and alerts
 """
 
 
@@ -83,6 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="a new group starts at the oldest readings (default: only new ones)",
     )
+    add_profile_option(parser, "uses its [settings]; the model fixes the rest")
     parser.add_argument(
         "--print-alerts",
         action="store_true",

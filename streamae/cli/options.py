@@ -15,6 +15,7 @@ from typing import Any
 
 from streamae.config import MAX_SEED, Settings
 from streamae.exceptions import ConfigError
+from streamae.profile import Profile, layered_settings, load_profile
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -93,11 +94,29 @@ def add_kafka_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_profile_option(parser: argparse.ArgumentParser, uses: str) -> None:
+    """``--config TOML``: a detection profile such as benchmarks/nab.toml; ``uses`` says
+    which of its parts this command takes."""
+    parser.add_argument(
+        "--config",
+        metavar="TOML",
+        help=f"detection profile, e.g. benchmarks/nab.toml (the benchmark's choices); {uses}; "
+        "STREAMAE_* variables and options win over it",
+    )
+
+
+def profile_from(args: argparse.Namespace) -> Profile:
+    """The ``--config`` profile, or the empty one."""
+    path = getattr(args, "config", None)
+    return Profile() if path is None else load_profile(path)
+
+
 def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
-    """Settings with the command's options (those present and given) taking precedence."""
+    """Settings: the command's options (those present and given) > ``STREAMAE_*`` >
+    the ``--config`` profile's [settings] (for commands that have it) > defaults."""
     names = {"bootstrap_servers", "group_id", "model_path", "window_size", "stride", "device"}
     given = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
-    return Settings.load(**given, **extra)
+    return layered_settings(profile_from(args), given | extra)
 
 
 def distinct_columns(columns: Sequence[str] | None) -> None:

@@ -11,20 +11,31 @@ import numpy as np
 from streamae import artifact
 from streamae.cli.options import (
     HelpFormatter,
+    add_profile_option,
     distinct_columns,
     non_negative_float,
     non_negative_int,
     open_fraction,
     positive_float,
     positive_int,
+    profile_from,
     random_seed,
     settings_from,
     writable_folder,
 )
+from streamae.config import Settings
 from streamae.detectors.autoencoder import ARCHITECTURES, DEVICES, AutoencoderDetector
 from streamae.exceptions import ConfigError
-from streamae.tables import SensorSeries, read_series, table_files
-from streamae.training import DEFAULT_HIDDEN, TrainConfig, train_detector
+from streamae.profile import DETECTORS as PROFILE_DETECTORS
+from streamae.profile import Profile, named_in
+from streamae.tables import (
+    SensorSeries,
+    read_series,
+    repeated_timestamps,
+    table_files,
+    warn_repeated_timestamps,
+)
+from streamae.training import DEFAULT_HIDDEN, TrainConfig, config_from_options, train_detector
 
 log = logging.getLogger(__name__)
 DEFAULTS = TrainConfig()
@@ -61,8 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--arch",
         choices=sorted(ARCHITECTURES),
-        default=DEFAULTS.arch,
-        help="model architecture (default: %(default)s)",
+        help=f"model architecture (default: the profile's detector, else {DEFAULTS.arch})",
     )
     parser.add_argument(
         "--window",
@@ -74,25 +84,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--score-tail",
         type=non_negative_int,
-        default=DEFAULTS.score_tail,
         metavar="N",
         help="score the newest N readings of each window, the whole window being the "
         "model's context, so alerts follow the present (0: the whole window; default: "
-        "%(default)s; the benchmark profile uses a quarter of the window)",
+        f"{DEFAULTS.score_tail}; the benchmark profile uses a quarter of the window)",
     )
     parser.add_argument(
         "--epochs",
         type=positive_int,
-        default=DEFAULTS.epochs,
         metavar="N",
-        help="most epochs to train (default: %(default)s)",
+        help=f"most epochs to train (default: {DEFAULTS.epochs})",
     )
     parser.add_argument(
         "--latent",
         type=positive_int,
-        default=DEFAULTS.latent,
         metavar="N",
-        help="bottleneck size (default: %(default)s)",
+        help=f"bottleneck size (default: {DEFAULTS.latent})",
     )
     parser.add_argument(
         "--hidden",
@@ -106,57 +113,51 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--layers",
         type=positive_int,
-        default=DEFAULTS.layers,
         metavar="N",
-        help="LSTM layers or stride-2 conv stages (default: %(default)s)",
+        help=f"LSTM layers or stride-2 conv stages (default: {DEFAULTS.layers})",
     )
     parser.add_argument(
         "--batch-size",
         type=positive_int,
-        default=DEFAULTS.batch_size,
         metavar="N",
-        help="windows per training step (default: %(default)s)",
+        help=f"windows per training step (default: {DEFAULTS.batch_size})",
     )
     parser.add_argument(
         "--lr",
         type=positive_float,
-        default=DEFAULTS.lr,
-        help="Adam learning rate (default: %(default)s)",
+        help=f"Adam learning rate (default: {DEFAULTS.lr})",
     )
     parser.add_argument(
         "--patience",
         type=positive_int,
-        default=DEFAULTS.patience,
         metavar="N",
-        help="stop after N epochs without a better validation loss (default: %(default)s)",
+        help=f"stop after N epochs without a better validation loss (default: {DEFAULTS.patience})",
     )
     parser.add_argument(
         "--val-fraction",
         type=open_fraction,
-        default=DEFAULTS.val_fraction,
         metavar="F",
-        help="share of each sensor's windows held back for validation (default: %(default)s)",
+        help="share of each sensor's windows held back for validation "
+        f"(default: {DEFAULTS.val_fraction})",
     )
     parser.add_argument(
         "--noise",
         type=non_negative_float,
-        default=DEFAULTS.noise_sigma,
         metavar="SIGMA",
-        help="denoising: Gaussian noise (scaled units) added to inputs while training",
+        help="denoising: Gaussian noise (scaled units) added to inputs while training "
+        f"(default: {DEFAULTS.noise_sigma})",
     )
     parser.add_argument(
         "--l1",
         type=non_negative_float,
-        default=DEFAULTS.l1_latent,
         metavar="LAMBDA",
-        help="sparse latent penalty weight",
+        help=f"sparse latent penalty weight (default: {DEFAULTS.l1_latent})",
     )
     parser.add_argument(
         "--seed",
         type=random_seed,
-        default=DEFAULTS.seed,
         metavar="K",
-        help="random seed; the same seed gives the same model on CPU (default: %(default)s)",
+        help=f"random seed; the same seed gives the same model on CPU (default: {DEFAULTS.seed})",
     )
     parser.add_argument(
         "--device", choices=DEVICES, help="auto, cpu or cuda (default: STREAMAE_DEVICE or auto)"
@@ -167,35 +168,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="use only the first N rows of each sensor (e.g. SKAB: 400)",
     )
+    add_profile_option(parser, "uses its detector, [training] and window_size/device")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or progress messages")
     parser.set_defaults(run=run)
 
 
+#: Options that are TrainConfig fields: (option's dest, field).
+TRAINING_OPTIONS = (
+    ("arch", "arch"),
+    ("hidden", "hidden"),
+    ("latent", "latent"),
+    ("layers", "layers"),
+    ("epochs", "epochs"),
+    ("batch_size", "batch_size"),
+    ("lr", "lr"),
+    ("patience", "patience"),
+    ("val_fraction", "val_fraction"),
+    ("noise", "noise_sigma"),
+    ("l1", "l1_latent"),
+    ("seed", "seed"),
+    ("score_tail", "score_tail"),
+)
+
+
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    profile = profile_from(args)
     distinct_columns(args.columns)
-    if args.score_tail > settings.window_size:  # the window may come from the environment
-        raise ConfigError(
+    if args.score_tail is not None and args.score_tail > settings.window_size:
+        raise ConfigError(  # the window may come from the environment or the profile
             f"--score-tail {args.score_tail}: must be at most the window, "
             f"{settings.window_size} readings (0: the whole window)"
         )
-    config = TrainConfig(
-        arch=args.arch,
-        window=settings.window_size,
-        hidden=args.hidden,
-        latent=args.latent,
-        layers=args.layers,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        patience=args.patience,
-        val_fraction=args.val_fraction,
-        noise_sigma=args.noise,
-        l1_latent=args.l1,
-        seed=args.seed,
-        score_tail=args.score_tail,
-        device=settings.device,
-    )
+    config = train_config(args, settings, profile)
     artifact.check_target(Path(args.out))  # before the training, not after it
     writable_folder(Path(args.out), "--out")
     files = table_files(args.input)
@@ -206,14 +211,45 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def train_config(args: argparse.Namespace, settings: Settings, profile: Profile) -> TrainConfig:
+    """TrainConfig defaults < the profile's detector and [training] < the options given."""
+    changes = dict(profile.training)
+    if profile.detector is not None and args.arch is None:
+        _, arch = PROFILE_DETECTORS[profile.detector]
+        if arch is None:
+            raise ConfigError(
+                f"{profile.file}: detector {profile.detector!r} is not an autoencoder, so "
+                "there is nothing to train; give --arch, or use "
+                f"`streamae detect --config {profile.file}`, which fits it per file"
+            )
+        changes["arch"] = arch
+    changes |= {
+        field: getattr(args, dest)
+        for dest, field in TRAINING_OPTIONS
+        if getattr(args, dest) is not None
+    }
+    with named_in(profile, "training"):
+        return config_from_options(settings.window_size, settings.device, changes)
+
+
 def read_all(
     files: list[Path], columns: list[str] | None, max_rows: int | None
 ) -> list[SensorSeries]:
     """Every sensor's series in ``files``, cut to its first ``max_rows`` rows when given."""
     series = []
     for path in files:
-        for one in read_series(path, columns):
-            series.append(one if max_rows is None else one.slice(0, max_rows))
+        ones = [
+            one if max_rows is None else one.slice(0, max_rows)
+            for one in read_series(path, columns)
+        ]
+        # Training reads rows in order, whatever their timestamps; the monitor drops repeats.
+        warn_repeated_timestamps(
+            path,
+            sum(map(repeated_timestamps, ones)),
+            "training takes each as the next reading, but detect and the monitor score only "
+            "the first row with each timestamp (check the timestamp column)",
+        )
+        series += ones
     return series
 
 

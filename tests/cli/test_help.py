@@ -30,11 +30,9 @@ def test_detect_stride_says_the_environment_sets_its_default(capsys):
     assert "(default: STREAMAE_STRIDE or 1)" in " ".join(out.split())
 
 
-def test_benchmark_window_default_puts_the_environment_before_the_override_file(capsys):
+def test_benchmark_window_default_puts_the_environment_before_the_profile(capsys):
     _, out, _ = run(capsys, "benchmark", "--help")
-    assert "(default: STREAMAE_WINDOW_SIZE, else the override file's, else 64)" in " ".join(
-        out.split()
-    )
+    assert "(default: STREAMAE_WINDOW_SIZE, else the profile's, else 64)" in " ".join(out.split())
 
 
 def test_benchmark_without_a_corpus_says_the_corpus_is_required(capsys):

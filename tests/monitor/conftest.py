@@ -199,9 +199,15 @@ ZSCORE_MONITOR = Path(__file__).with_name("zscore_monitor.py")
 class MonitorProcess:
     """A monitor as a child process (``command``), its stderr in a file."""
 
-    def __init__(self, command: list[str], settings: Settings, log_path: Path) -> None:
+    def __init__(
+        self, command: list[str], settings: Settings, log_path: Path, unset: Iterable[str] = ()
+    ) -> None:
+        """``unset``: settings whose variables are left out, for a ``--config`` to set."""
         self.log_path = log_path
-        env = {**os.environ, **settings_env(settings)}
+        left_out = {Settings.env_var(name) for name in unset}
+        env = {
+            k: v for k, v in {**os.environ, **settings_env(settings)}.items() if k not in left_out
+        }
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 command, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
@@ -246,13 +252,14 @@ def monitor_processes(tmp_path: Path) -> Iterator[Callable[..., MonitorProcess]]
         *args: str,
         spec: DetectorSpec | None = None,
         model_dir: Path | None = None,
+        unset: Iterable[str] = (),
     ) -> MonitorProcess:
         if spec is not None:
             command = [sys.executable, str(ZSCORE_MONITOR), spec.to_json(), "monitor"]
         else:
             command = [sys.executable, "-m", "streamae", "monitor", "--model", str(model_dir)]
         command += ["--from-beginning", "--metrics-port", "0", *args]
-        proc = MonitorProcess(command, settings, tmp_path / f"monitor-{len(started)}.log")
+        proc = MonitorProcess(command, settings, tmp_path / f"monitor-{len(started)}.log", unset)
         started.append(proc)
         return proc
 

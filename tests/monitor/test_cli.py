@@ -7,12 +7,15 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from streamae import artifact
 from streamae.cli import main
 from streamae.messages import Reading, decode_dead_letter, decode_score
 from streamae.simulate import simulate
+from streamae.thresholds.base import MIN_BAR
+from streamae.thresholds.quantile import quantile_bar
 
 from .conftest import settings_env
 
@@ -123,3 +126,32 @@ def test_max_runtime_ends_the_monitor_cleanly(monitor_settings, tiny_models):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "monitor stopped: 0 readings consumed" in result.stderr
+
+
+@pytest.mark.kafka
+def test_a_profile_sets_the_monitor_s_bar_and_the_environment_wins_over_it(
+    monitor_settings, kio, tiny_models, monitor_processes, tmp_path
+):
+    """--config gives the live monitor the profile's [settings]; STREAMAE_* still win."""
+    profile = tmp_path / "profile.toml"
+    profile.write_text(
+        'detector = "conv"\n[settings]\nthreshold_policy = "calibrated"\n'
+        "threshold_quantile = 0.5\nthreshold_margin = 2.0\n"
+    )
+    settings = monitor_settings.replace(threshold_margin=3.0)  # its variable beats the file
+    kio.produce_readings(simulate(sensors=1, readings_per_sensor=40, channels=3, seed=2).readings())
+    proc = monitor_processes(
+        settings,
+        "--config",
+        str(profile),
+        model_dir=tiny_models[3],
+        unset=("threshold_policy", "threshold_quantile"),
+    )
+    kio.wait_consumed(settings.group_id, settings.readings_topic, alive=proc.check_alive)
+    assert proc.stop() == 0
+    scores = [decode_score(r.value) for r in kio.read(settings.scores_topic)]
+    normal = artifact.load(tiny_models[3]).normal_scores
+    bar = max(quantile_bar(np.asarray(normal, np.float64), 0.5, 3.0), MIN_BAR)
+    assert monitor_settings.threshold_policy != "calibrated"
+    assert len(scores) == 40 - 8 + 1
+    assert [s.threshold for s in scores] == pytest.approx([bar] * len(scores))
