@@ -6,13 +6,14 @@ import socket
 import subprocess
 import sys
 import time
+from operator import attrgetter
 
 import numpy as np
 import pytest
 
 from streamae import artifact
 from streamae.cli import main
-from streamae.messages import Reading, decode_dead_letter, decode_score
+from streamae.messages import Reading, decode_alert, decode_dead_letter, decode_score
 from streamae.simulate import simulate
 from streamae.thresholds.base import MIN_BAR
 from streamae.thresholds.quantile import quantile_bar
@@ -155,3 +156,38 @@ def test_a_profile_sets_the_monitor_s_bar_and_the_environment_wins_over_it(
     assert monitor_settings.threshold_policy != "calibrated"
     assert len(scores) == 40 - 8 + 1
     assert [s.threshold for s in scores] == pytest.approx([bar] * len(scores))
+
+
+@pytest.mark.kafka
+def test_the_monitor_with_the_shipped_profile_raises_the_alerts_detect_raises(
+    monitor_settings, kio, monitor_processes, tmp_path
+):
+    """benchmarks/nab.toml live (calibrated bar, re-arm, fade, sensor memory) = offline."""
+    from streamae.benchmark import OVERRIDES_DIR
+    from streamae.detect import detect_series
+    from streamae.profile import layered_settings, load_profile
+    from streamae.training import config_from_options, train_detector
+
+    path = OVERRIDES_DIR / "nab.toml"
+    profile = load_profile(path)
+    small = {**profile.training, "epochs": 2, "hidden": 8, "latent": 4}
+    config = config_from_options(profile.settings["window_size"], "cpu", small)
+    normal = simulate(sensors=2, readings_per_sensor=600, channels=2, seed=1)
+    model = artifact.save(train_detector(normal.series, config, progress=False), tmp_path / "m")
+    # Past the sensor memory's delay (2000 windows), so remembered codes are used too.
+    run = simulate(sensors=2, readings_per_sensor=2600, channels=2, anomaly_rate=0.05, seed=1)
+    offline = detect_series(run.series, artifact.load(model), layered_settings(profile, env={}))
+
+    kio.produce_readings(run.readings())
+    proc = monitor_processes(
+        monitor_settings, "--config", str(path), model_dir=model, unset=profile.settings
+    )
+    kio.wait_consumed(
+        monitor_settings.group_id, monitor_settings.readings_topic, alive=proc.check_alive
+    )
+    assert proc.stop() == 0
+    live = [decode_alert(r.value) for r in kio.read(monitor_settings.alerts_topic)]
+    assert len(offline.alerts) >= 2
+    key = attrgetter("sensor_id", "opened_at", "state")
+    print(f"\n{len(offline.alerts)} alert events offline, {len(live)} live")
+    assert sorted(live, key=key) == sorted(offline.alerts, key=key)
