@@ -39,14 +39,14 @@ from streamae.detect import DetectOptions, FileReport, detect_files, output_path
 from streamae.evaluation import EvaluationReport, Labels, evaluate_folder, load_labels
 from streamae.evaluation.labels import ColumnLabels, WindowLabels
 from streamae.exceptions import ConfigError, InputError
-from streamae.profile import DETECTORS, Profile, layered_settings, load_profile, named_in
+from streamae.profile import DETECTORS, Profile, layered_settings, load_profile, training_named
 from streamae.tables import column_names, table_files
 
 log = logging.getLogger(__name__)
 
 #: The project checkout: default data is ``../shared/data`` beside it, profiles in ``benchmarks/``.
 REPO = Path(__file__).resolve().parent.parent
-OVERRIDES_DIR = REPO / "benchmarks"
+PROFILES_DIR = REPO / "benchmarks"
 DEFAULT_DETECTOR = "conv"
 #: Settings that shape detection; the report records their values.
 DETECTION_SETTINGS = (
@@ -218,7 +218,7 @@ def run_benchmark(
         training=tuple(sorted(profile.training.items())),
     )
     files, skipped = select_files(data_root, label_source)
-    with named_in(profile, "training"):
+    with training_named(profile):
         model = model_config(resolved, options)
     log.info("benchmark %s: %d file(s) under %s", protocol.name, len(files), data_root)
 
@@ -271,7 +271,7 @@ def run_benchmark(
 def protocol_profile(path: str | Path | None, protocol: Protocol) -> Profile:
     """The profile at ``path``, else ``benchmarks/<name>.toml`` (empty when it does not exist)."""
     if path is None:
-        path = OVERRIDES_DIR / f"{protocol.name}.toml"
+        path = PROFILES_DIR / f"{protocol.name}.toml"
         if not path.is_file():
             return Profile()
     return load_profile(path)

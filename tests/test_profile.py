@@ -2,18 +2,19 @@
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from streamae.benchmark import OVERRIDES_DIR
+from streamae.benchmark import PROFILES_DIR
 from streamae.cli import main
 from streamae.config import Settings
 from streamae.detect import DetectOptions, detect_path
 from streamae.exceptions import ConfigError, InputError
-from streamae.profile import Profile, layered_settings, load_profile
+from streamae.profile import Profile, choose_detector, layered_settings, load_profile
 
 PROFILE = """\
 detector = "conv"
@@ -63,7 +64,7 @@ def detect_cli(source: Path, out: Path, *args: str) -> pd.DataFrame:
 
 
 def test_the_profile_sits_between_the_defaults_and_the_environment():
-    profile = Profile("p.toml", settings={"window_size": 16, "alert_open_after": 5})
+    profile = Profile("p.toml", "conv", settings={"window_size": 16, "alert_open_after": 5})
     assert layered_settings(Profile()).window_size == Settings().window_size
     assert layered_settings(profile, env={}).window_size == 16
     from_env = layered_settings(profile, env={"STREAMAE_WINDOW_SIZE": "24"})
@@ -72,31 +73,67 @@ def test_the_profile_sits_between_the_defaults_and_the_environment():
     assert explicit.window_size == 20
 
 
-def test_a_bad_value_from_the_profile_names_the_file():
-    profile = Profile("plant.toml", settings={"alert_open_after": 0})
-    with pytest.raises(ConfigError, match=r"alert_open_after.*plant\.toml \[settings\]"):
+def test_a_bad_value_from_the_profile_names_the_file_and_one_from_the_environment_does_not():
+    profile = Profile("plant.toml", "conv", settings={"alert_open_after": 0})
+    with pytest.raises(
+        ConfigError, match=r"alert_open_after.*\(settings: plant\.toml \[settings\]"
+    ):
         layered_settings(profile, env={})
+    profile = Profile("plant.toml", "conv", settings={"window_size": 16})
+    with pytest.raises(ConfigError, match="STREAMAE_ALERT_OPEN_AFTER") as raised:
+        layered_settings(profile, env={"STREAMAE_ALERT_OPEN_AFTER": "0"})
+    assert "plant.toml" not in str(raised.value)
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('detector = "forest"', "detector 'forest' is not one of"),
-        ("[settings]\nwindow = 16", "unknown setting"),
-        ("[training]\ndevice = 'cpu'", "set them there"),
+        ("detector = [", "not valid TOML"),
+        ('detector = "conv"\ncolour = 1', "unknown key"),
+        ('detector = "conv"\ntraining = 3', "'training' must be a table"),
+        ("[settings]\nwindow_size = 16", "detector is missing; set detector = one of"),
+        ('detector = "forest"', "detector is 'forest'"),
+        ('detector = ["conv"]', "detector is ['conv']"),
+        ('detector = "conv"\n[settings]\nwindow = 16', "unknown setting"),
+        ('detector = "conv"\n[settings]\nwindow_size = "32"', "must be int, got '32'; remove"),
+        ('detector = "conv"\n[settings]\nalert_open_after = true', "must be int, got True"),
+        ('detector = "conv"\n[settings]\nsasl_password = "x"', "STREAMAE_SASL_PASSWORD instead"),
+        ('detector = "conv"\n[training]\ndevice = "cpu"', "set them there"),
+        ('detector = "lstm"\n[training]\narch = "conv"', "from detector"),
     ],
 )
-def test_profile_mistakes_are_named(tmp_path, text, message):
-    with pytest.raises(InputError, match=message):
-        load_profile(write_profile(tmp_path, text))
+def test_profile_mistakes_are_named_with_the_file(tmp_path, text, message):
+    path = write_profile(tmp_path, text)
+    with pytest.raises(InputError, match=re.escape(message)) as raised:
+        load_profile(path)
+    assert str(path) in str(raised.value)
+
+
+def test_a_missing_profile_or_a_folder_is_named(tmp_path):
     with pytest.raises(InputError, match="no such profile file"):
         load_profile(tmp_path / "missing.toml")
     with pytest.raises(InputError, match="is a folder"):
         load_profile(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("profile", "options", "expected"),
+    [
+        (None, (None, None), ("autoencoder", None)),
+        ("conv", (None, None), ("autoencoder", "conv")),
+        ("zscore", (None, None), ("zscore", None)),
+        ("conv", ("zscore", None), ("zscore", None)),
+        ("zscore", (None, "conv"), ("autoencoder", "conv")),
+        ("zscore", ("autoencoder", None), ("autoencoder", None)),
+        ("conv", (None, "lstm"), ("autoencoder", "lstm")),
+    ],
+)
+def test_options_choose_the_detector_over_the_profile(profile, options, expected):
+    assert choose_detector(Profile("p.toml", profile), *options) == expected
+
+
 def test_the_shipped_profiles_make_the_same_choices_for_both_corpora():
-    nab, skab = (load_profile(OVERRIDES_DIR / f"{name}.toml") for name in ("nab", "skab"))
+    nab, skab = (load_profile(PROFILES_DIR / f"{name}.toml") for name in ("nab", "skab"))
     assert nab.detector == skab.detector == "conv"
     assert dict(nab.settings) == dict(skab.settings) and nab.settings["window_size"] == 32
     assert dict(nab.training) == dict(skab.training)
@@ -176,3 +213,43 @@ def test_train_refuses_a_z_score_profile_with_a_way_out(tmp_path, capsys):
     assert main([*args, "--quiet"]) == 2 and not out.exists()
     err = capsys.readouterr().err
     assert "is not an autoencoder" in err and "--arch" in err and "Traceback" not in err
+
+
+def test_the_environment_wins_over_the_profile_in_a_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("STREAMAE_WINDOW_SIZE", "24")
+    data = write_csv(tmp_path / "normal.csv", rows=300)
+    doc = train_cli(data, tmp_path / "model", "--config", str(write_profile(tmp_path)))
+    assert doc["training"]["config"]["window"] == 24  # the profile says 16
+
+
+def test_an_autoencoder_option_overrides_a_z_score_profile_in_detect(tmp_path):
+    source = write_csv(tmp_path / "run.csv")
+    zscore = str(write_profile(tmp_path, 'detector = "zscore"\n[settings]\nwindow_size = 16\n'))
+    plain = detect_cli(source, tmp_path / "z.csv", "--config", zscore)
+    trained = detect_cli(source, tmp_path / "ae.csv", "--config", zscore, "--epochs", "1")
+    assert not np.allclose(plain["score"].dropna(), trained["score"].dropna())
+
+
+def test_a_model_trained_otherwise_than_the_profile_is_warned_about(tmp_path, caplog):
+    source = write_csv(tmp_path / "run.csv")
+    profile = write_profile(tmp_path)
+    train_cli(source, tmp_path / "lstm", "--window", "8", "--epochs", "1", "--arch", "lstm")
+    train_cli(source, tmp_path / "same", "--config", str(profile))
+    detect_cli(
+        source, tmp_path / "a.csv", "--model", str(tmp_path / "lstm"), "--config", str(profile)
+    )
+    assert "window 8 (the profile's: 16)" in caplog.text
+    assert "detector lstm (the profile's: conv)" in caplog.text
+    caplog.clear()
+    detect_cli(
+        source, tmp_path / "b.csv", "--model", str(tmp_path / "same"), "--config", str(profile)
+    )
+    assert "was not trained with profile" not in caplog.text
+
+
+def test_the_monitor_refuses_a_bad_profile_before_connecting(tmp_path, capsys):
+    bad = write_profile(tmp_path, "[settings]\nwindow_size = 16\n")
+    code = main(["monitor", "--model", str(tmp_path), "--config", str(bad),
+                 "--bootstrap-servers", "127.0.0.1:1"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "detector is missing" in err and "Traceback" not in err

@@ -18,10 +18,16 @@ from streamae.cli.options import (
     writable_file,
     writable_folder,
 )
-from streamae.detect import DETECTORS, DetectOptions, detect_path, failed_summary, train_config
+from streamae.detect import (
+    DETECTORS,
+    DetectOptions,
+    detect_path,
+    failed_summary,
+    load_model,
+    train_config,
+)
 from streamae.exceptions import ConfigError, InputError
-from streamae.profile import DETECTORS as PROFILE_DETECTORS
-from streamae.profile import named_in
+from streamae.profile import choose_detector, training_named, warn_mismatches
 
 ARCHITECTURES = ("lstm", "conv")  # kept here so --help does not import torch
 
@@ -90,7 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         dest="window_size",
         type=positive_int,
         metavar="N",
-        help="readings per window (default: STREAMAE_WINDOW_SIZE or 64)",
+        help="readings per window (default: STREAMAE_WINDOW_SIZE, else the profile's, else 64)",
     )
     parser.add_argument(
         "--stride",
@@ -101,16 +107,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--detector",
         choices=DETECTORS,
-        help="what to train: the autoencoder (default) or the fast z-score baseline",
+        help="what to train: the autoencoder or the fast z-score baseline (default: the "
+        "profile's detector, else the autoencoder)",
     )
     parser.add_argument(
-        "--arch", choices=ARCHITECTURES, help="autoencoder architecture (default: lstm)"
+        "--arch",
+        choices=ARCHITECTURES,
+        help="autoencoder architecture; implies --detector autoencoder (default: the "
+        "profile's, else lstm)",
     )
-    parser.add_argument("--epochs", type=positive_int, metavar="N", help="max training epochs")
+    parser.add_argument(
+        "--epochs",
+        type=positive_int,
+        metavar="N",
+        help="max training epochs; implies --detector autoencoder",
+    )
     parser.add_argument(
         "--jobs", type=positive_int, default=2, metavar="N", help="files in parallel (default 2)"
     )
-    add_profile_option(parser, "uses its detector, [settings] and [training]")
+    add_profile_option(
+        parser, "uses its detector, [settings] and [training] (with --model: its [settings])"
+    )
     parser.add_argument(
         "--quiet", action="store_true", help="no progress bar, progress messages or summary"
     )
@@ -118,20 +135,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
     profile = profile_from(args)
+    settings = settings_from(args, profile)
     distinct_columns(args.columns)
-    kind, arch = PROFILE_DETECTORS.get(profile.detector or "", ("autoencoder", None))
-    if args.detector is not None and args.detector != kind:
-        arch = None  # the profile's architecture belongs to the detector it names
+    wanted = args.detector or ("autoencoder" if args.epochs else None)
+    kind, arch = choose_detector(profile, wanted, args.arch)
     options = DetectOptions(
         train_fraction=args.train_fraction,
         train_rows=args.train_rows,
         train_file=Path(args.train_file) if args.train_file else None,
         model=Path(args.model) if args.model else None,
         columns=tuple(args.columns) if args.columns else None,
-        detector=args.detector or kind,
-        arch=args.arch or arch,
+        detector=kind,
+        arch=arch,
         epochs=args.epochs,
         training=() if args.model else tuple(sorted(profile.training.items())),
     )
@@ -151,8 +167,10 @@ def run(args: argparse.Namespace) -> int:
                 f"{', '.join(for_training)} set how to train; with --model the model fixes "
                 "them: drop them"
             )
+        if profile.file is not None:
+            warn_mismatches(profile, load_model(options.model, settings), str(options.model))
     elif options.detector == "autoencoder":
-        with named_in(profile, "training"):  # a bad [training] value fails before any work
+        with training_named(profile):  # a bad [training] value fails before any work
             train_config(settings, options)
     _check_writable(args.input, args.out)
     reports = detect_path(

@@ -11,9 +11,11 @@ from streamae.cli.options import (
     add_kafka_options,
     add_profile_option,
     positive_float,
+    profile_from,
     settings_from,
 )
 from streamae.messages import Alert, format_ts
+from streamae.profile import warn_mismatches
 
 EPILOG = """\
 examples:
@@ -90,7 +92,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="a new group starts at the oldest readings (default: only new ones)",
     )
-    add_profile_option(parser, "uses its [settings]; the model fixes the rest")
+    add_profile_option(
+        parser,
+        "uses its [settings] but window_size (the model fixes its window, detector and "
+        "training; a model trained otherwise is warned about)",
+    )
     parser.add_argument(
         "--print-alerts",
         action="store_true",
@@ -104,14 +110,18 @@ def run(args: argparse.Namespace) -> int:
     from streamae.monitor.models import load_detectors
     from streamae.monitor.service import Monitor
 
+    profile = profile_from(args)
     settings = settings_from(
         args,
+        profile,
         model_map=args.model_map,
         metrics_port=args.metrics_port,
         delivery=args.delivery,
         instance_id=args.instance_id,
     )
     detectors = load_detectors(settings)
+    for detector in detectors.detectors():
+        warn_mismatches(profile, detector, "--model / --model-map")
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

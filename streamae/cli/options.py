@@ -111,12 +111,15 @@ def profile_from(args: argparse.Namespace) -> Profile:
     return Profile() if path is None else load_profile(path)
 
 
-def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
+def settings_from(
+    args: argparse.Namespace, profile: Profile | None = None, **extra: Any
+) -> Settings:
     """Settings: the command's options (those present and given) > ``STREAMAE_*`` >
-    the ``--config`` profile's [settings] (for commands that have it) > defaults."""
+    ``profile``'s [settings] (the ``--config`` one, read for commands that pass none)
+    > defaults."""
     names = {"bootstrap_servers", "group_id", "model_path", "window_size", "stride", "device"}
     given = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
-    return layered_settings(profile_from(args), given | extra)
+    return layered_settings(profile or profile_from(args), given | extra)
 
 
 def distinct_columns(columns: Sequence[str] | None) -> None:

@@ -27,7 +27,7 @@ from streamae.config import Settings
 from streamae.detectors.autoencoder import ARCHITECTURES, DEVICES, AutoencoderDetector
 from streamae.exceptions import ConfigError
 from streamae.profile import DETECTORS as PROFILE_DETECTORS
-from streamae.profile import Profile, named_in
+from streamae.profile import Profile, training_named
 from streamae.tables import (
     SensorSeries,
     read_series,
@@ -79,15 +79,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         dest="window_size",
         type=positive_int,
         metavar="N",
-        help="readings per window (default: STREAMAE_WINDOW_SIZE or 64)",
+        help="readings per window (default: STREAMAE_WINDOW_SIZE, else the profile's, else 64)",
     )
     parser.add_argument(
         "--score-tail",
         type=non_negative_int,
         metavar="N",
         help="score the newest N readings of each window, the whole window being the "
-        "model's context, so alerts follow the present (0: the whole window; default: "
-        f"{DEFAULTS.score_tail}; the benchmark profile uses a quarter of the window)",
+        "model's context, so alerts follow the present (0: the whole window; default: the "
+        f"profile's, else {DEFAULTS.score_tail}; benchmarks/nab.toml: 8, a quarter of its window)",
     )
     parser.add_argument(
         "--epochs",
@@ -168,7 +168,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="use only the first N rows of each sensor (e.g. SKAB: 400)",
     )
-    add_profile_option(parser, "uses its detector, [training] and window_size/device")
+    add_profile_option(
+        parser, "uses its detector, [training] (over the defaults here) and window_size/device"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar or progress messages")
     parser.set_defaults(run=run)
 
@@ -192,15 +194,15 @@ TRAINING_OPTIONS = (
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
     profile = profile_from(args)
+    settings = settings_from(args, profile)
     distinct_columns(args.columns)
     if args.score_tail is not None and args.score_tail > settings.window_size:
         raise ConfigError(  # the window may come from the environment or the profile
             f"--score-tail {args.score_tail}: must be at most the window, "
             f"{settings.window_size} readings (0: the whole window)"
         )
-    config = train_config(args, settings, profile)
+    config = config_from_args(args, settings, profile)
     artifact.check_target(Path(args.out))  # before the training, not after it
     writable_folder(Path(args.out), "--out")
     files = table_files(args.input)
@@ -211,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def train_config(args: argparse.Namespace, settings: Settings, profile: Profile) -> TrainConfig:
+def config_from_args(args: argparse.Namespace, settings: Settings, profile: Profile) -> TrainConfig:
     """TrainConfig defaults < the profile's detector and [training] < the options given."""
     changes = dict(profile.training)
     if profile.detector is not None and args.arch is None:
@@ -228,7 +230,7 @@ def train_config(args: argparse.Namespace, settings: Settings, profile: Profile)
         for dest, field in TRAINING_OPTIONS
         if getattr(args, dest) is not None
     }
-    with named_in(profile, "training"):
+    with training_named(profile):
         return config_from_options(settings.window_size, settings.device, changes)
 
 

@@ -163,12 +163,12 @@ def test_the_monitor_with_the_shipped_profile_raises_the_alerts_detect_raises(
     monitor_settings, kio, monitor_processes, tmp_path
 ):
     """benchmarks/nab.toml live (calibrated bar, re-arm, fade, sensor memory) = offline."""
-    from streamae.benchmark import OVERRIDES_DIR
+    from streamae.benchmark import PROFILES_DIR
     from streamae.detect import detect_series
     from streamae.profile import layered_settings, load_profile
     from streamae.training import config_from_options, train_detector
 
-    path = OVERRIDES_DIR / "nab.toml"
+    path = PROFILES_DIR / "nab.toml"
     profile = load_profile(path)
     small = {**profile.training, "epochs": 2, "hidden": 8, "latent": 4}
     config = config_from_options(profile.settings["window_size"], "cpu", small)
