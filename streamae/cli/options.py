@@ -94,6 +94,12 @@ def add_kafka_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_quiet_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bar; only warnings and errors logged"
+    )
+
+
 def add_profile_option(parser: argparse.ArgumentParser, uses: str) -> None:
     """``--config TOML``: a detection profile such as benchmarks/nab.toml; ``uses`` says
     which of its parts this command takes."""

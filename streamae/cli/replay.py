@@ -8,6 +8,7 @@ import itertools
 from streamae.cli.options import (
     HelpFormatter,
     add_kafka_options,
+    add_quiet_option,
     distinct_columns,
     positive_int,
     settings_from,
@@ -83,6 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--limit", type=positive_int, metavar="N", help="send at most N readings")
     add_kafka_options(parser)
+    add_quiet_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -93,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     recording = load_recording(args.path, columns=columns, sensor_id=args.sensor_id)
     total = len(recording) if args.limit is None else min(args.limit, len(recording))
     readings = itertools.islice(recording.readings(), total)
-    with ReadingSender(settings) as sender, progress_bar(total) as bar:
+    with ReadingSender(settings) as sender, progress_bar(total, args.quiet) as bar:
         sent = sender.send(readings, speed=args.speed, progress=bar.update)
     pace = "as fast as possible" if args.speed is None else f"at {args.speed:g}x real time"
     skipped = (

@@ -12,6 +12,7 @@ from tqdm import tqdm
 from streamae.cli.options import (
     HelpFormatter,
     add_kafka_options,
+    add_quiet_option,
     fraction,
     positive_float,
     positive_int,
@@ -125,6 +126,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "instead of sending to Kafka",
     )
     add_kafka_options(parser)
+    add_quiet_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -155,12 +157,12 @@ def run(args: argparse.Namespace) -> int:
         f"{sum(e.stop - e.start for e in events)} labelled readings"
     )
     if args.out is not None:
-        with progress_bar(simulator.total) as bar:
+        with progress_bar(simulator.total, args.quiet) as bar:
             paths = write_run(simulator, args.out, progress=bar.update)
         print(f"wrote {simulator.total} readings ({detail}) to {args.out}; events in {paths[-1]}")
         return 0
     readings = ((reading.ts_ms, reading) for reading in simulator.readings())
-    with ReadingSender(settings) as sender, progress_bar(simulator.total) as bar:
+    with ReadingSender(settings) as sender, progress_bar(simulator.total, args.quiet) as bar:
         sent = sender.send(readings, speed=1.0, progress=bar.update)
     print(
         f"sent {sent} readings ({detail}) to topic {settings.readings_topic!r} at "
@@ -187,11 +189,13 @@ def warn_no_events(args: argparse.Namespace, length: int, min_gap: int) -> None:
     )
 
 
-def progress_bar(total: int) -> tqdm:
-    """A readings counter on stderr; refreshed rarely when stderr is a log, not a terminal."""
+def progress_bar(total: int, quiet: bool = False) -> tqdm:
+    """A readings counter on stderr (none when ``quiet``); refreshed rarely when stderr is
+    a log, not a terminal."""
     interactive = sys.stderr.isatty()
     return tqdm(
         total=total,
+        disable=quiet,
         unit=" readings",
         unit_scale=True,
         file=sys.stderr,

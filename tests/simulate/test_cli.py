@@ -192,3 +192,11 @@ def test_out_replaces_an_earlier_run_but_never_other_data(tmp_path, capsys):
     pd.DataFrame({"ts": [1, 2], "value": [3.0, 4.0]}).to_parquet(user)
     assert main([*small, "--out", str(user)]) == 2
     assert pd.read_parquet(user)["value"].tolist() == [3.0, 4.0]
+
+
+def test_quiet_leaves_out_the_progress_bar_but_not_the_summary(tmp_path, capsys):
+    options = ["--sensors", 2, "--rate", 20, "--duration", 5]
+    code, out, err = run_main(capsys, *options, "--out", tmp_path / "loud.csv")
+    assert code == 0 and "readings/s" in err
+    code, out, err = run_main(capsys, *options, "--out", tmp_path / "quiet.csv", "--quiet")
+    assert code == 0 and "wrote 100 readings" in out and err == ""
