@@ -175,9 +175,9 @@ def model_mismatches(profile: Profile, detector: Detector) -> list[str]:
     if profile.file is None:
         return []
     found = []
-    arch = getattr(detector, "arch", "zscore")
-    if profile.detector is not None and DETECTORS[profile.detector][1] not in (None, arch):
-        found.append(f"detector {arch} (the profile's: {profile.detector})")
+    kind = getattr(detector, "arch", "zscore")  # a profile's detector names an arch or zscore
+    if profile.detector is not None and profile.detector != kind:
+        found.append(f"detector {kind} (the profile's: {profile.detector})")
     window = profile.settings.get("window_size")
     if window is not None and window != detector.window_size:
         found.append(f"window {detector.window_size} (the profile's: {window})")

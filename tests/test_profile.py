@@ -9,12 +9,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from streamae import artifact
 from streamae.benchmark import PROFILES_DIR
 from streamae.cli import main
 from streamae.config import Settings
 from streamae.detect import DetectOptions, detect_path
 from streamae.exceptions import ConfigError, InputError
-from streamae.profile import Profile, choose_detector, layered_settings, load_profile
+from streamae.profile import (
+    Profile,
+    choose_detector,
+    layered_settings,
+    load_profile,
+    model_mismatches,
+)
 
 PROFILE = """\
 detector = "conv"
@@ -253,3 +260,12 @@ def test_the_monitor_refuses_a_bad_profile_before_connecting(tmp_path, capsys):
                  "--bootstrap-servers", "127.0.0.1:1"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and "detector is missing" in err and "Traceback" not in err
+
+
+def test_a_z_score_profile_names_an_autoencoder_model_as_a_mismatch(tmp_path):
+    source = write_csv(tmp_path / "run.csv")
+    train_cli(source, tmp_path / "model", "--config", str(write_profile(tmp_path)))
+    model = artifact.load(tmp_path / "model")
+    zscore = Profile("z.toml", "zscore", settings={"window_size": 16})
+    assert model_mismatches(zscore, model) == ["detector conv (the profile's: zscore)"]
+    assert model_mismatches(load_profile(tmp_path / "profile.toml"), model) == []
