@@ -26,8 +26,7 @@ from streamae.cli.options import (
 from streamae.config import Settings
 from streamae.detectors.autoencoder import ARCHITECTURES, DEVICES, AutoencoderDetector
 from streamae.exceptions import ConfigError
-from streamae.profile import DETECTORS as PROFILE_DETECTORS
-from streamae.profile import Profile, training_named
+from streamae.profile import Profile, choose_detector, training_named
 from streamae.tables import (
     SensorSeries,
     read_series,
@@ -142,6 +141,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--noise",
+        dest="noise_sigma",
         type=non_negative_float,
         metavar="SIGMA",
         help="denoising: Gaussian noise (scaled units) added to inputs while training "
@@ -149,6 +149,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--l1",
+        dest="l1_latent",
         type=non_negative_float,
         metavar="LAMBDA",
         help=f"sparse latent penalty weight (default: {DEFAULTS.l1_latent})",
@@ -175,21 +176,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-#: Options that are TrainConfig fields: (option's dest, field).
+#: Options that set TrainConfig fields (each option's dest is the field's name).
 TRAINING_OPTIONS = (
-    ("arch", "arch"),
-    ("hidden", "hidden"),
-    ("latent", "latent"),
-    ("layers", "layers"),
-    ("epochs", "epochs"),
-    ("batch_size", "batch_size"),
-    ("lr", "lr"),
-    ("patience", "patience"),
-    ("val_fraction", "val_fraction"),
-    ("noise", "noise_sigma"),
-    ("l1", "l1_latent"),
-    ("seed", "seed"),
-    ("score_tail", "score_tail"),
+    "hidden",
+    "latent",
+    "layers",
+    "epochs",
+    "batch_size",
+    "lr",
+    "patience",
+    "val_fraction",
+    "noise_sigma",
+    "l1_latent",
+    "seed",
+    "score_tail",
 )
 
 
@@ -215,20 +215,16 @@ def run(args: argparse.Namespace) -> int:
 
 def config_from_args(args: argparse.Namespace, settings: Settings, profile: Profile) -> TrainConfig:
     """TrainConfig defaults < the profile's detector and [training] < the options given."""
-    changes = dict(profile.training)
-    if profile.detector is not None and args.arch is None:
-        _, arch = PROFILE_DETECTORS[profile.detector]
-        if arch is None:
-            raise ConfigError(
-                f"{profile.file}: detector {profile.detector!r} is not an autoencoder, so "
-                "there is nothing to train; give --arch, or use "
-                f"`streamae detect --config {profile.file}`, which fits it per file"
-            )
-        changes["arch"] = arch
+    kind, arch = choose_detector(profile, arch=args.arch)
+    if kind != "autoencoder":
+        raise ConfigError(
+            f"{profile.file}: detector {profile.detector!r} is not an autoencoder, so "
+            "there is nothing to train; give --arch, or use "
+            f"`streamae detect --config {profile.file}`, which fits it per file"
+        )
+    changes = dict(profile.training) | ({"arch": arch} if arch else {})
     changes |= {
-        field: getattr(args, dest)
-        for dest, field in TRAINING_OPTIONS
-        if getattr(args, dest) is not None
+        name: getattr(args, name) for name in TRAINING_OPTIONS if getattr(args, name) is not None
     }
     with training_named(profile):
         return config_from_options(settings.window_size, settings.device, changes)
