@@ -17,7 +17,8 @@ windows judged normal, for the autoencoder to rebuild from (the threshold's
 rule; ``streamae.detectors.memory.SensorMemory``). A code is usable by the
 sensor's windows at least ``max(sensor_memory_delay, W / stride)`` later, from
 the next end of a block of ``W / stride`` windows; a batch is scored in rounds
-of one block per sensor. The memory is not part of ``snapshot``.
+of one block per sensor. ``snapshot`` holds the memory's counters, and
+``memory_changes`` the chunks of codes to store beside it.
 
 A window's threshold (and memory) depends only on the earlier windows of its
 sensor, so a batch gives exactly the same scores and alerts as the same
@@ -218,12 +219,10 @@ class Pipeline:
         return list(self._sensors)
 
     def snapshot(self, sensor_id: str) -> dict[str, Any]:
-        """JSON-able state of one sensor: window buffer, threshold and alert state.
-
-        Not its sensor memory (``Settings.sensor_memory``): a restored sensor starts
-        learning its normal windows again."""
+        """JSON-able state of one sensor: window buffer, threshold and alert state, and
+        its sensor memory's counters (its codes: ``memory_changes``)."""
         sensor = self._sensors[sensor_id]
-        return {
+        state = {
             "version": STATE_VERSION,
             "model_version": sensor.detector.version,
             "channels": list(sensor.detector.channels),
@@ -231,10 +230,31 @@ class Pipeline:
             "threshold": sensor.threshold.state(),
             "alerts": sensor.alerts.state(),
         }
+        if sensor.memory is not None:
+            state["memory"] = sensor.memory.state()
+        return state
 
-    def restore(self, sensor_id: str, state: dict[str, Any]) -> None:
-        """Load a ``snapshot``. The window is kept if the channels still match; the
-        threshold and alert state only if the model is the same one."""
+    def memory_changes(self, sensor_id: str) -> tuple[dict[int, dict[str, Any]], list[int]]:
+        """The sensor memory's chunks of codes changed since the last call, and the numbers
+        of those it no longer needs (``SensorMemory.changes``; none without a memory)."""
+        memory = self._sensors[sensor_id].memory
+        return memory.changes() if memory is not None else ({}, [])
+
+    def memory_stored(self, sensor_id: str) -> range:
+        """The numbers of the sensor memory's chunks a checkpoint may hold (none for a
+        sensor without a memory, or without state)."""
+        sensor = self._sensors.get(sensor_id)
+        return sensor.memory.stored() if sensor and sensor.memory is not None else range(0)
+
+    def restore(
+        self,
+        sensor_id: str,
+        state: dict[str, Any],
+        memory: dict[int, dict[str, Any]] | None = None,
+    ) -> None:
+        """Load a ``snapshot`` (and ``memory``, the chunks ``memory_changes`` gave). The
+        window is kept if the channels still match; the threshold, alert state and
+        sensor memory only if the model is the same one."""
         sensor = self._new_sensor(sensor_id, self.registry.for_sensor(sensor_id))
         self._sensors[sensor_id] = sensor
         if state.get("version") != STATE_VERSION:
@@ -258,6 +278,16 @@ class Pipeline:
             return
         sensor.threshold.restore(state["threshold"])
         sensor.alerts.restore(state["alerts"])
+        if sensor.memory is not None and "memory" in state:
+            try:
+                sensor.memory.restore(state["memory"], memory or {})
+            except (LookupError, TypeError, ValueError) as exc:
+                log.warning(
+                    "sensor %s: sensor memory not restorable (%s); it learns its normal "
+                    "windows again",
+                    sensor_id,
+                    exc,
+                )
 
     def _new_sensor(self, sensor_id: str, detector: Detector) -> _Sensor:
         threshold = self._thresholds[id(detector)].fresh()

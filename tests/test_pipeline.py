@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -333,9 +334,48 @@ def test_a_sensor_memory_holds_exactly_the_windows_judged_normal_once_old_enough
     memory = pipeline._sensors["sensor-0"].memory  # the sensor's state, looked at directly
     assert memory is not None and memory.scored == len(scores)
     assert len(memory.items()) == due
-    # A restored sensor starts with an empty memory (it is not checkpointed).
+    # Restored from its snapshot alone, without the chunks of codes, it starts empty.
     pipeline.restore("sensor-0", json.loads(json.dumps(pipeline.snapshot("sensor-0"))))
     assert pipeline._sensors["sensor-0"].memory.items() is None
+
+
+def wire(value):
+    """Through JSON, as the state topic carries it."""
+    return json.loads(json.dumps(value), object_hook=lambda d: {_key(k): v for k, v in d.items()})
+
+
+def _key(key: str):
+    return int(key) if key.isdigit() else key
+
+
+@pytest.mark.parametrize("cut", [93, 700])
+def test_a_sensor_restored_with_its_memory_scores_exactly_as_an_uninterrupted_one(
+    autoencoder, cut, caplog
+):
+    readings = stream(sensors=2, length=450)
+    remembering = settings(sensor_memory=64, sensor_memory_delay=20)
+    whole = run_in_chunks(Pipeline(remembering, autoencoder), readings, [len(readings)])
+    first = Pipeline(remembering, autoencoder)
+    head = run_in_chunks(first, readings[:cut], [37] * (cut // 37 + 1))
+    saved = {
+        s: (wire(first.snapshot(s)), wire(first.memory_changes(s)[0])) for s in first.sensors()
+    }
+    assert all(chunks for _, chunks in saved.values())
+
+    def resumed(with_memory: bool) -> Output:
+        pipeline = Pipeline(remembering, autoencoder)
+        for sensor, (state, chunks) in saved.items():
+            pipeline.restore(sensor, state, chunks if with_memory else None)
+        return run_in_chunks(pipeline, readings[cut:], [len(readings) - cut])
+
+    tail = resumed(True)
+    assert head.scores + tail.scores == whole.scores
+    assert head.alerts + tail.alerts == whole.alerts
+    # Without its chunks the memory starts again, and the scores differ.
+    assert head.scores + resumed(False).scores != whole.scores
+    assert re.search(
+        r"sensor memory not restorable \(chunk \d+ of its codes is missing", caplog.text
+    )
 
 
 def test_a_sensor_memory_with_a_detector_that_cannot_use_one_is_ignored_with_a_warning(caplog):

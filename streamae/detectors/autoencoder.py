@@ -200,7 +200,7 @@ class AutoencoderDetector(Detector):
     def sensor_memory(self, size: int, block: int, delay: int = 0) -> SensorMemory:
         """A ``SensorMemory`` beside the training windows' memory."""
         self._check_can_remember()
-        return SensorMemory(size, block, self.hyperparameters["latent"], delay)
+        return SensorMemory(size, block, self.hyperparameters["latent"], delay, self.device)
 
     def score_remembering(
         self, windows: np.ndarray, memories: Sequence[torch.Tensor | None]

@@ -33,6 +33,18 @@ class NormalMemory(Protocol):
     def add(self, code: Any, normal: bool) -> None:
         """Record the sensor's next scored window: its code, and whether it was judged normal."""
 
+    def state(self) -> dict[str, Any]:
+        """JSON-able counters of a checkpoint; the codes are in ``changes``' chunks."""
+
+    def changes(self) -> tuple[dict[int, dict[str, Any]], list[int]]:
+        """Chunks of codes to write since the last call, and chunk numbers to delete."""
+
+    def stored(self) -> range:
+        """The chunk numbers a checkpoint may hold."""
+
+    def restore(self, state: dict[str, Any], chunks: dict[int, dict[str, Any]]) -> None:
+        """Load a checkpoint; ``ValueError`` if it cannot be the same memory."""
+
 
 class Detector(ABC):
     """Scores windows of ``window_size`` readings over ``channels``."""

@@ -19,8 +19,12 @@ judged normal while it streams.
 
 from __future__ import annotations
 
+import base64
+import secrets
 from collections import deque
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -45,6 +49,11 @@ def nearest(codes: torch.Tensor, memory: torch.Tensor) -> tuple[torch.Tensor, to
     return memory[index], values
 
 
+#: Codes per chunk of a checkpointed ``SensorMemory``: at latent 16, 4 kB of float32 codes,
+#: about the size of the rest of a sensor's state record (a chunk is rewritten as it fills).
+CHUNK = 64
+
+
 class SensorMemory:
     """One sensor's own normal codes, learned while it streams; at most ``size``, the newest.
 
@@ -61,48 +70,158 @@ class SensorMemory:
     ``i + delay`` and ``j``. With ``delay`` >= ``block`` >= W / stride no window
     rebuilds from one it shares readings with, and as codes join only at block
     ends, how readings were batched never changes a score.
+
+    The n-th normal code sits in slot ``n % size`` of a ring once it joined, so the
+    memory is a function of its codes in order. A checkpoint (``state``,
+    ``changes``) stores them in chunks of ``CHUNK`` by that number: a chunk is
+    written again only while codes are added to it, and dropped once the ring
+    no longer holds any of its codes; ``restore`` rebuilds the same ring.
     """
 
-    def __init__(self, size: int, block: int, latent: int, delay: int = 0) -> None:
+    def __init__(
+        self, size: int, block: int, latent: int, delay: int = 0, device: torch.device | None = None
+    ) -> None:
         if size < 1 or block < 1:
             raise ValueError(f"sensor memory size and block must be >= 1, got {size}, {block}")
         self.size = size
         self.block = block
+        self.latent = latent
         self.delay = max(delay, block)
+        self.device = device or torch.device("cpu")
         #: Windows of this sensor scored so far.
         self.scored = 0
-        self._ring = torch.empty(0, latent)
-        self._filled = 0
-        self._at = 0
+        #: Normal codes recorded so far, and how many of them joined the ring.
+        self.added = 0
+        self.joined = 0
+        #: Names this memory's codes in a checkpoint: a chunk of another memory is never used.
+        self.generation = secrets.token_hex(8)
+        self._ring = torch.empty(0, latent, device=self.device)
+        self._ring_windows = np.zeros(size, dtype=np.int64)  # each slot's window index
         self._waiting: deque[tuple[int, torch.Tensor]] = deque()  # (window index, code)
+        self._saved = 0  # codes a checkpoint holds (``changes``)
+        self._dropped = 0  # chunks before this one were dropped from the checkpoint
 
     def items(self) -> torch.Tensor | None:
         """The codes a window may rebuild from now (None while there are none)."""
-        return self._ring[: self._filled] if self._filled else None
+        return self._ring[: min(self.joined, self.size)] if self.joined else None
 
     def add(self, code: torch.Tensor, normal: bool) -> None:
         """Record the sensor's next scored window: its code, and whether it was judged normal."""
         if normal:
             # A copy: the code is a row of a whole batch's codes, which it would keep alive.
             self._waiting.append((self.scored, code.clone()))
+            self.added += 1
         self.scored += 1
         if self.scored % self.block == 0:
             due = []
             while self._waiting and self._waiting[0][0] + self.delay <= self.scored:
-                due.append(self._waiting.popleft()[1])
+                due.append(self._waiting.popleft())
             if due:
-                self._remember(torch.stack(due))
+                self._remember([window for window, _ in due], torch.stack([c for _, c in due]))
 
-    def _remember(self, codes: torch.Tensor) -> None:
-        # A ring: the newest ``size`` codes, in no particular order (a search does not care).
+    def _remember(self, windows: list[int], codes: torch.Tensor) -> None:
+        # Code n goes to slot n % size: of more than ``size`` at once, the newest ``size``.
         if len(self._ring) == 0:
             self._ring = codes.new_empty(self.size, codes.shape[1])
-        codes = codes[-self.size :]
-        first = min(len(codes), self.size - self._at)
-        self._ring[self._at : self._at + first] = codes[:first]
-        self._ring[: len(codes) - first] = codes[first:]
-        self._at = (self._at + len(codes)) % self.size
-        self._filled = min(self.size, self._filled + len(codes))
+        count = len(codes)
+        keep = min(count, self.size)
+        slots = torch.arange(self.joined + count - keep, self.joined + count) % self.size
+        self._ring[slots.to(codes.device)] = codes[-keep:]
+        self._ring_windows[slots.numpy()] = windows[-keep:]
+        self.joined += count
+
+    # -- checkpoints -------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """JSON-able counters; the codes go in the chunks of ``changes``."""
+        return {
+            "generation": self.generation,
+            "size": self.size,
+            "block": self.block,
+            "delay": self.delay,
+            "scored": self.scored,
+            "added": self.added,
+            "joined": self.joined,
+        }
+
+    def changes(self) -> tuple[dict[int, dict[str, Any]], list[int]]:
+        """Since the last call: the chunks to write (number → JSON-able chunk, with every
+        code the memory still holds in it) and the numbers of chunks no longer needed."""
+        low = self._low()
+        chunks = {
+            k: self._chunk(k, max(k * CHUNK, low))
+            for k in range(max(self._saved, low) // CHUNK, -(-self.added // CHUNK))
+        }
+        dropped = list(range(self._dropped, low // CHUNK))
+        self._saved, self._dropped = self.added, max(self._dropped, low // CHUNK)
+        return chunks, dropped
+
+    def stored(self) -> range:
+        """The chunk numbers a checkpoint may hold (to delete them with the sensor)."""
+        return range(self._dropped, -(-self._saved // CHUNK))
+
+    def restore(self, state: dict[str, Any], chunks: dict[int, dict[str, Any]]) -> None:
+        """Load a ``state`` and its ``chunks``; ``ValueError`` if they do not make the memory
+        this one would have been (other settings, a chunk missing, short or of another memory)."""
+        settings = {"size": self.size, "block": self.block, "delay": self.delay}
+        if {key: state.get(key) for key in settings} != settings:
+            raise ValueError(f"saved with other memory settings than {settings}")
+        scored, added, joined = (int(state[key]) for key in ("scored", "added", "joined"))
+        if not 0 <= joined <= added <= scored:
+            raise ValueError(f"counts out of order: {joined} joined, {added} added, {scored}")
+        generation, low = str(state["generation"]), max(0, joined - self.size)
+        windows, codes = _read_chunks(chunks, generation, low, added, self.latent)
+        held = torch.from_numpy(codes).to(self.device)
+        self.generation, self.scored, self.added, self.joined = generation, scored, added, joined
+        self._ring = torch.empty(self.size if joined else 0, self.latent, device=self.device)
+        if joined > low:
+            slots = np.arange(low, joined) % self.size
+            self._ring[torch.from_numpy(slots).to(self.device)] = held[: joined - low]
+            self._ring_windows[slots] = windows[: joined - low]
+        self._waiting = deque(
+            (int(w), c) for w, c in zip(windows[joined - low :], held[joined - low :], strict=True)
+        )
+        self._saved, self._dropped = added, low // CHUNK
+
+    def _low(self) -> int:
+        """The number of the oldest code the memory still holds."""
+        return max(0, self.joined - self.size)
+
+    def _chunk(self, k: int, first: int) -> dict[str, Any]:
+        stop = min((k + 1) * CHUNK, self.added)
+        codes = torch.stack([self._code(n) for n in range(first, stop)]).cpu().numpy()
+        return {
+            "generation": self.generation,
+            "first": first,
+            "windows": [self._window(n) for n in range(first, stop)],
+            "codes": base64.b64encode(codes.astype(np.float32).tobytes()).decode("ascii"),
+        }
+
+    def _code(self, n: int) -> torch.Tensor:
+        return self._ring[n % self.size] if n < self.joined else self._waiting[n - self.joined][1]
+
+    def _window(self, n: int) -> int:
+        if n < self.joined:
+            return int(self._ring_windows[n % self.size])
+        return self._waiting[n - self.joined][0]
+
+
+def _read_chunks(
+    chunks: dict[int, dict[str, Any]], generation: str, low: int, added: int, latent: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The window indices and codes numbered ``low`` to ``added - 1`` from a memory's ``chunks``."""
+    windows, codes = [np.zeros(0, np.int64)], [np.zeros((0, latent), np.float32)]
+    for k in range(low // CHUNK, -(-added // CHUNK)):
+        chunk = chunks.get(k)
+        if chunk is None or chunk.get("generation") != generation:
+            raise ValueError(f"chunk {k} of its codes is missing")
+        first = int(chunk["first"])
+        start, stop = max(k * CHUNK, low), min((k + 1) * CHUNK, added)
+        block = np.frombuffer(base64.b64decode(chunk["codes"]), np.float32).reshape(-1, latent)
+        if first > start or first + len(block) < stop or len(chunk["windows"]) != len(block):
+            raise ValueError(f"chunk {k} of its codes is short")
+        windows.append(np.asarray(chunk["windows"], np.int64)[start - first : stop - first])
+        codes.append(block[start - first : stop - first])
+    return np.concatenate(windows), np.concatenate(codes)
 
 
 class MemoryAutoencoder(nn.Module):

@@ -21,7 +21,7 @@ from streamae.exceptions import StreamaeError
 from streamae.messages import Alert
 from streamae.monitor.intake import Decoded
 from streamae.monitor.metrics import MonitorMetrics
-from streamae.monitor.state import StateRecord, encode_state
+from streamae.monitor.state import StateRecord, encode_chunk, encode_state, memory_key
 from streamae.pipeline import Output, Pipeline
 
 log = logging.getLogger(__name__)
@@ -48,9 +48,11 @@ class SensorBook:
         self.sensors: dict[str, Tracked] = {}
         self.alerting: set[str] = set()  # sensors with an open alert
         self._watermark: dict[int, int] = {}  # partition → newest reading time seen
-        # Since the last checkpoint: sensors changed, sensors evicted (→ tombstones).
+        # Since the last checkpoint: sensors changed; records to delete (tombstones):
+        # evicted sensors, and memory chunks no sensor uses, by partition.
         self._dirty: set[str] = set()
         self._evicted: dict[str, int] = {}
+        self._unused: dict[bytes, int] = {}
 
     def room(self) -> int:
         """How many new sensors may still be added."""
@@ -89,26 +91,49 @@ class SensorBook:
         self._dirty.update(self.sensors)
 
     def write_state(self, send: Send) -> None:
-        """Send the state of every changed sensor and a tombstone for every evicted one."""
+        """Send a tombstone for every evicted sensor and unused memory chunk, then the
+        state of every changed sensor.
+
+        A sensor's new memory chunks go before its record, and the tombstones of the
+        chunks it no longer holds after it: a checkpoint cut short leaves a chunk newer
+        than the record (its extra codes are ignored) or one missing (the memory starts
+        again), never a wrong memory.
+        """
         topic = self.settings.state_topic
-        for sensor in self._dirty:
-            tracked = self.sensors.get(sensor)
-            if tracked is not None:
-                record = encode_state(tracked.newest_ts, self.pipeline.snapshot(sensor))
-                send(topic, sensor.encode(), record, tracked.partition)
+        # Deletions first: a chunk number a restored sensor's new memory could not use may
+        # be written again below, by that new memory.
         for sensor, partition in self._evicted.items():
             send(topic, sensor.encode(), None, partition)
-        self.metrics.state_records.inc(len(self._dirty) + len(self._evicted))
+        for key, partition in self._unused.items():
+            send(topic, key, None, partition)
+        sent = 0
+        for sensor in self._dirty:
+            tracked = self.sensors.get(sensor)
+            if tracked is None:
+                continue
+            chunks, dropped = self.pipeline.memory_changes(sensor)
+            for number, chunk in chunks.items():
+                send(topic, memory_key(sensor, number), encode_chunk(chunk), tracked.partition)
+            record = encode_state(tracked.newest_ts, self.pipeline.snapshot(sensor))
+            send(topic, sensor.encode(), record, tracked.partition)
+            for number in dropped:
+                send(topic, memory_key(sensor, number), None, tracked.partition)
+            sent += len(chunks) + 1 + len(dropped)
+        self.metrics.state_records.inc(sent + len(self._evicted) + len(self._unused))
         self.discard_changes()
 
     def discard_changes(self) -> None:
         self._dirty.clear()
         self._evicted.clear()
+        self._unused.clear()
 
     def drop_partitions(self, partitions: set[int]) -> int:
         """Forget the sensors of ``partitions`` (moved to another monitor, or rewound)."""
         for partition in partitions:
             self._watermark.pop(partition, None)
+        # Their state is now another monitor's to write, tombstones included.
+        self._evicted = {s: p for s, p in self._evicted.items() if p not in partitions}
+        self._unused = {k: p for k, p in self._unused.items() if p not in partitions}
         return self.forget([s for s, t in self.sensors.items() if t.partition in partitions])
 
     def clear(self) -> None:
@@ -133,11 +158,13 @@ class SensorBook:
         restored = 0
         for sensor, (partition, record) in states.items():
             try:
-                self.pipeline.restore(sensor, record.pipeline)
+                self.pipeline.restore(sensor, record.pipeline, record.memory)
             except (StreamaeError, LookupError, TypeError, ValueError) as exc:
                 log.warning("sensor %s: state not restorable (%s); starting fresh", sensor, exc)
                 self.pipeline.forget([sensor])
+                self._drop_chunks(sensor, record.memory, partition)
                 continue
+            self._drop_chunks(sensor, record.memory, partition)
             self.sensors[sensor] = Tracked(partition, record.newest_ts)
             alerts = record.pipeline.get("alerts")
             if isinstance(alerts, dict) and alerts.get("is_open"):
@@ -155,6 +182,11 @@ class SensorBook:
             )
         return restored
 
+    def _drop_chunks(self, sensor: str, chunks: Iterable[int], partition: int) -> None:
+        """Delete at the next checkpoint the memory chunks of ``sensor`` it does not use."""
+        for number in set(chunks) - set(self.pipeline.memory_stored(sensor)):
+            self._unused[memory_key(sensor, number)] = partition
+
     def evict_idle(self) -> int:
         """Evict the sensors idle (in reading time) for longer than ``idle_sensor_timeout_s``."""
         timeout_ms = self.settings.idle_sensor_timeout_s * 1000
@@ -165,6 +197,9 @@ class SensorBook:
             and sensor not in self.alerting  # so that its alert can still close
         }
         if idle:
+            for sensor, partition in idle.items():
+                for number in self.pipeline.memory_stored(sensor):
+                    self._unused[memory_key(sensor, number)] = partition
             self.forget(idle)
             self._evicted.update(idle)
             self.metrics.evicted.inc(len(idle))

@@ -12,6 +12,14 @@ exactly-once delivery promises. The record is bounded by the window (W x C
 floats; the threshold is five numbers): about 2.5 kB with a 64 x 3 window. It is
 written only for the sensors changed since the last checkpoint.
 
+A sensor with a sensor memory (``Settings.sensor_memory``) also has its codes
+there, in chunks of ``streamae.detectors.memory.CHUNK`` codes (about 6 kB at
+latent 16): key = ``memory_key(sensor_id, k)``, which no sensor id can be (ids
+are printable). A checkpoint writes the chunks codes were added to since the
+last one before the sensor's record, and tombstones the chunks the memory no
+longer holds after it; a chunk that is missing, short or of another memory
+leaves the memory to start again (``SensorMemory.restore``), never wrong.
+
 >>> record = encode_state(1764151200000, {"version": 1})
 >>> decode_state(record)
 StateRecord(newest_ts=1764151200000, pipeline={'version': 1})
@@ -35,13 +43,16 @@ log = logging.getLogger(__name__)
 #: Format version of a state record (the pipeline snapshot inside has its own).
 FORMAT = 1
 POLL_MS = 200
+#: Between a sensor id and a chunk number in a memory chunk's key (never in a sensor id).
+MEMORY_SEPARATOR = "\x00"
 
 
 class StateRecord(msgspec.Struct, frozen=True):
-    """What the state topic holds for one sensor."""
+    """What the state topic holds for one sensor: its record, and its memory's chunks."""
 
     newest_ts: int
     pipeline: dict
+    memory: dict[int, dict] = msgspec.field(default_factory=dict)
 
 
 class _Wire(msgspec.Struct):
@@ -50,13 +61,40 @@ class _Wire(msgspec.Struct):
     pipeline: dict
 
 
+class _ChunkWire(msgspec.Struct):
+    format: int
+    chunk: dict
+
+
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(_Wire)
+_chunk_decoder = msgspec.json.Decoder(_ChunkWire)
 
 
 def encode_state(newest_ts: int, snapshot: dict) -> bytes:
     """The state record of a sensor whose newest reading is at ``newest_ts``."""
     return _encoder.encode({"format": FORMAT, "newest_ts": newest_ts, "pipeline": snapshot})
+
+
+def memory_key(sensor_id: str, chunk: int) -> bytes:
+    """The key of chunk ``chunk`` of a sensor's memory (see the module docstring)."""
+    return f"{sensor_id}{MEMORY_SEPARATOR}{chunk}".encode()
+
+
+def encode_chunk(chunk: dict) -> bytes:
+    """The record of one chunk of a sensor memory's codes (``SensorMemory.changes``)."""
+    return _encoder.encode({"format": FORMAT, "chunk": chunk})
+
+
+def decode_chunk(raw: bytes) -> dict:
+    """Decode a chunk record; ``ValueError`` if it is not one this version can use."""
+    try:
+        wire = _chunk_decoder.decode(raw)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise ValueError(f"not a memory chunk record ({exc})") from None
+    if wire.format != FORMAT:
+        raise ValueError(f"memory chunk record format {wire.format}, this monitor reads {FORMAT}")
+    return wire.chunk
 
 
 def decode_state(raw: bytes) -> StateRecord:
@@ -104,16 +142,7 @@ class StateReader:
                 if self._settled(tps, latest, deadline):
                     break
             consumer.assign([])
-        states: dict[str, tuple[int, StateRecord]] = {}
-        for key, (partition, value) in latest.items():
-            if key is None or value is None:  # a tombstone: the sensor was evicted
-                continue
-            sensor = key.decode("utf-8", "replace")
-            try:
-                states[sensor] = (partition, decode_state(value))
-            except ValueError as exc:
-                log.warning("sensor %s: unusable state record (%s); starting fresh", sensor, exc)
-        return states
+        return collect(latest)
 
     def _poll(self, latest: dict[bytes, tuple[int, bytes | None]]) -> None:
         for tp, records in self.consumer.poll(timeout_ms=POLL_MS).items():
@@ -137,3 +166,32 @@ class StateReader:
             )
         time.sleep(POLL_MS / 1000)
         return False
+
+
+def collect(
+    latest: dict[bytes | None, tuple[int, bytes | None]],
+) -> dict[str, tuple[int, StateRecord]]:
+    """``{sensor_id: (partition, record)}`` from the latest ``(partition, value)`` per key
+    of state partitions: tombstones and unusable records left out (with a warning), each
+    sensor's memory chunks in its record."""
+    states: dict[str, tuple[int, StateRecord]] = {}
+    chunks: dict[str, dict[int, dict]] = {}
+    for key, (partition, value) in latest.items():
+        if key is None or value is None:  # a tombstone: the sensor was evicted
+            continue
+        sensor = key.decode("utf-8", "replace")
+        if MEMORY_SEPARATOR in sensor:
+            sensor, _, number = sensor.rpartition(MEMORY_SEPARATOR)
+            try:
+                chunks.setdefault(sensor, {})[int(number)] = decode_chunk(value)
+            except ValueError as exc:
+                log.warning("sensor %s: unusable memory chunk %s (%s)", sensor, number, exc)
+            continue
+        try:
+            states[sensor] = (partition, decode_state(value))
+        except ValueError as exc:
+            log.warning("sensor %s: unusable state record (%s); starting fresh", sensor, exc)
+    for sensor, (partition, record) in states.items():
+        if sensor in chunks:
+            states[sensor] = (partition, msgspec.structs.replace(record, memory=chunks[sensor]))
+    return states

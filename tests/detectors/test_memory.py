@@ -1,12 +1,14 @@
 """The memory of normal codes: nearest-item recall, weights and artifacts with and without it."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from streamae import artifact
 from streamae.detectors.autoencoder import ARCHITECTURES, AutoencoderDetector, Scaler
-from streamae.detectors.memory import SensorMemory, recall
+from streamae.detectors.memory import CHUNK, SensorMemory, recall
 from streamae.exceptions import ModelError
 
 
@@ -165,3 +167,71 @@ def test_a_window_rebuilds_from_the_same_item_whatever_shares_its_batch():
         # ... and as one of 8 windows sharing one memory.
         shared, _, _ = detector.score_remembering(np.repeat(window, 8, axis=0), [items] * 8)
         assert alone[0] == shared[0]
+
+
+def _checkpoint(memory: SensorMemory, topic: dict[int, dict]) -> dict:
+    """What a checkpoint leaves on a compacted topic: chunks written, dropped ones gone."""
+    chunks, dropped = memory.changes()
+    topic.update(json.loads(json.dumps(chunks, sort_keys=True)))  # the wire: JSON
+    topic.update({str(k): None for k in dropped})
+    return json.loads(json.dumps(memory.state()))
+
+
+def _restored(state: dict, topic: dict, **settings) -> SensorMemory:
+    memory = SensorMemory(**({"size": 300, "block": 4, "latent": 2, "delay": 40} | settings))
+    chunks = {int(k): chunk for k, chunk in topic.items() if chunk is not None}
+    memory.restore(state, chunks)
+    return memory
+
+
+def test_a_sensor_memory_restored_from_its_checkpoint_goes_on_exactly_as_the_original():
+    rng = np.random.default_rng(5)
+    codes = torch.from_numpy(rng.normal(size=(2000, 2)).astype(np.float32))
+    normal = rng.random(2000) > 0.2
+    original = SensorMemory(size=300, block=4, latent=2, delay=40)
+    topic: dict = {}
+    restored_at = {}
+    for i in range(2000):
+        original.add(codes[i], bool(normal[i]))
+        if i in (3, 700, 1300):  # a checkpoint, then a restart from it
+            restored_at[i] = _restored(_checkpoint(original, topic), topic)
+        elif i % 97 == 0:
+            _checkpoint(original, topic)
+        for start, memory in restored_at.items():
+            if i > start:
+                memory.add(codes[i], bool(normal[i]))
+    for start, memory in restored_at.items():
+        assert memory.state() == original.state(), start
+        assert torch.equal(memory.items(), original.items()), start  # slot for slot
+    _checkpoint(original, topic)
+    # Held: the 300 in the ring and the ~32 waiting; the older chunks were tombstoned.
+    live = sorted(int(k) for k, chunk in topic.items() if chunk is not None)
+    assert live == list(range((original.joined - 300) // CHUNK, -(-original.added // CHUNK)))
+    assert len(live) < original.added // CHUNK
+
+
+def test_a_sensor_memory_refuses_a_checkpoint_that_cannot_be_its_own():
+    memory = SensorMemory(size=300, block=4, latent=2, delay=40)
+    for i in range(600):
+        memory.add(torch.tensor([float(i), 0.0]), normal=True)
+    topic: dict = {}
+    state = _checkpoint(memory, topic)
+    assert torch.equal(_restored(state, topic).items(), memory.items())
+    with pytest.raises(ValueError, match="other memory settings"):
+        _restored(state, topic, size=200)
+    live = [k for k, chunk in topic.items() if chunk is not None]
+    assert len(live) == 599 // CHUNK - 261 // CHUNK + 1  # 261..599: the ring's 300, 39 waiting
+    for k in live:
+        with pytest.raises(ValueError, match=f"chunk {k} of its codes is missing"):
+            _restored(state, {**topic, k: None})
+        other = {**topic, k: {**topic[k], "generation": "another"}}
+        with pytest.raises(ValueError, match=f"chunk {k} of its codes is missing"):
+            _restored(state, other)
+    last = max(live, key=int)
+    short = {**topic, last: {**topic[last], "windows": topic[last]["windows"][:-1]}}
+    with pytest.raises(ValueError, match=f"chunk {last} of its codes is short"):
+        _restored(state, short)
+    failed = SensorMemory(size=300, block=4, latent=2, delay=40)
+    with pytest.raises(ValueError):
+        failed.restore(state, {})
+    assert failed.items() is None and failed.scored == 0  # a refused checkpoint changes nothing

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import threading
 import time
 from operator import attrgetter
 
@@ -191,3 +192,62 @@ def test_the_monitor_with_the_shipped_profile_raises_the_alerts_detect_raises(
     key = attrgetter("sensor_id", "opened_at", "state")
     print(f"\n{len(offline.alerts)} alert events offline, {len(live)} live")
     assert sorted(live, key=key) == sorted(offline.alerts, key=key)
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("restart", ["stop", "kill -9", "kill -9, exactly-once"])
+def test_a_restarted_monitor_resumes_its_sensor_memory_and_scores_as_if_never_stopped(
+    monitor_settings, kio, monitor_processes, tmp_path, restart
+):
+    """benchmarks/nab.toml, stopped (or killed while readings stream in) once the memory
+    was in use, and started again: every score published, replays included, is the
+    uninterrupted run's (the memory's codes are among what windows rebuild from)."""
+    from streamae.benchmark import PROFILES_DIR
+    from streamae.pipeline import Pipeline
+    from streamae.profile import layered_settings, load_profile
+    from streamae.training import config_from_options, train_detector
+
+    exactly_once = "exactly-once" in restart
+    settings = (
+        monitor_settings.replace(delivery="exactly-once", instance_id="memory-eos")
+        if exactly_once
+        else monitor_settings
+    )
+    path = PROFILES_DIR / "nab.toml"
+    profile = load_profile(path)
+    small = {**profile.training, "epochs": 2, "hidden": 8, "latent": 4}
+    config = config_from_options(profile.settings["window_size"], "cpu", small)
+    normal = simulate(sensors=2, readings_per_sensor=600, channels=2, seed=1)
+    model = artifact.save(train_detector(normal.series, config, progress=False), tmp_path / "m")
+    readings = simulate(sensors=2, readings_per_sensor=2600, channels=2, seed=3).readings()
+    offline = Pipeline(layered_settings(profile, env={}), artifact.load(model)).process(readings)
+
+    def start_monitor():
+        return monitor_processes(
+            settings, "--config", str(path), model_dir=model, unset=profile.settings
+        )
+
+    cut = 2 * 2300  # 2300 readings per sensor: past the memory's delay of 2000 windows
+    kio.produce_readings(readings[:cut])
+    proc = start_monitor()
+    kio.wait_consumed(settings.group_id, settings.readings_topic, alive=proc.check_alive)
+    if restart == "stop":
+        assert proc.stop() == 0
+        kio.produce_readings(readings[cut:])
+    else:  # killed while the rest streams in: mid-batch, mid-checkpoint, wherever it lands
+        feed = threading.Thread(target=kio.feed_readings, args=(readings[cut:], 40, 0.05))
+        feed.start()
+        time.sleep(0.4)
+        proc.kill()
+        feed.join()
+    last = start_monitor()
+    kio.wait_consumed(settings.group_id, settings.readings_topic, alive=last.check_alive)
+    assert last.stop() == 0
+    assert "restored 2 sensor(s)" in last.log() and "not restorable" not in last.log()
+    published: dict[tuple[str, int], set[float]] = {}
+    records = kio.read(settings.scores_topic, committed=exactly_once)
+    for record in records:
+        score = decode_score(record.value)
+        published.setdefault((score.sensor_id, score.ts), set()).add(score.score)
+    print(f"\n{restart}: {len(records)} scores published for {len(published)} windows")
+    assert published == {(s.sensor_id, s.ts): {s.score} for s in offline.scores}
