@@ -139,7 +139,7 @@ class Settings:
     alert_fade: float = 0.0
     # Per sensor, remember the codes of up to this many of its windows judged normal
     # (at or under the bar, no alert open) for the autoencoder to rebuild from
-    # (0: off; costs 4 * latent bytes per code per sensor; checkpointed in chunks)
+    # (0: off; costs 4 * latent + 8 bytes per code per sensor; checkpointed in chunks)
     sensor_memory: int = 0
     # A normal window's code is usable by its sensor's windows at least this many later
     # (and at least window_size / stride, so none rebuilds from one it overlaps; 0: that

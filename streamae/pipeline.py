@@ -240,6 +240,12 @@ class Pipeline:
         memory = self._sensors[sensor_id].memory
         return memory.changes() if memory is not None else ({}, [])
 
+    def memory_moved(self, sensor_id: str) -> range:
+        """The sensor's checkpoint moves to another partition: the next ``memory_changes``
+        gives every chunk its memory holds. Returns the chunk numbers stored before."""
+        memory = self._sensors[sensor_id].memory
+        return memory.moved() if memory is not None else range(0)
+
     def memory_stored(self, sensor_id: str) -> range:
         """The numbers of the sensor memory's chunks a checkpoint may hold (none for a
         sensor without a memory, or without state)."""
@@ -281,7 +287,8 @@ class Pipeline:
         if sensor.memory is not None and "memory" in state:
             try:
                 sensor.memory.restore(state["memory"], memory or {})
-            except (LookupError, TypeError, ValueError) as exc:
+            except (ArithmeticError, AttributeError, LookupError, TypeError, ValueError) as exc:
+                # A record off the state topic: whatever is wrong with it, the memory starts again.
                 log.warning(
                     "sensor %s: sensor memory not restorable (%s); it learns its normal "
                     "windows again",

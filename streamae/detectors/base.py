@@ -39,6 +39,9 @@ class NormalMemory(Protocol):
     def changes(self) -> tuple[dict[int, dict[str, Any]], list[int]]:
         """Chunks of codes to write since the last call, and chunk numbers to delete."""
 
+    def moved(self) -> range:
+        """Write every chunk at the next ``changes``; returns the chunk numbers stored before."""
+
     def stored(self) -> range:
         """The chunk numbers a checkpoint may hold."""
 

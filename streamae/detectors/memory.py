@@ -20,6 +20,7 @@ judged normal while it streams.
 from __future__ import annotations
 
 import base64
+import itertools
 import secrets
 from collections import deque
 from typing import Any
@@ -125,10 +126,25 @@ class SensorMemory:
             self._ring = codes.new_empty(self.size, codes.shape[1])
         count = len(codes)
         keep = min(count, self.size)
-        slots = torch.arange(self.joined + count - keep, self.joined + count) % self.size
-        self._ring[slots.to(codes.device)] = codes[-keep:]
-        self._ring_windows[slots.numpy()] = windows[-keep:]
+        self._put(self.joined + count - keep, codes[-keep:], np.asarray(windows[-keep:]))
         self.joined += count
+
+    def _put(self, first: int, codes: torch.Tensor, windows: np.ndarray) -> None:
+        """Place codes numbered ``first`` on (at most ``size``) in their slots."""
+        for slot, stop, offset in self._spans(first, first + len(codes)):
+            self._ring[slot:stop] = codes[offset : offset + stop - slot]
+            self._ring_windows[slot:stop] = windows[offset : offset + stop - slot]
+
+    def _spans(self, first: int, stop: int) -> list[tuple[int, int, int]]:
+        """``(slot, slot_stop, offset)``: the runs of slots of codes numbered ``first`` to
+        ``stop - 1`` (at most ``size`` of them, so at most two runs), offsets from ``first``."""
+        spans, n = [], first
+        while n < stop:
+            slot = n % self.size
+            length = min(stop - n, self.size - slot)
+            spans.append((slot, slot + length, n - first))
+            n += length
+        return spans
 
     # -- checkpoints -------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -147,13 +163,19 @@ class SensorMemory:
         """Since the last call: the chunks to write (number → JSON-able chunk, with every
         code the memory still holds in it) and the numbers of chunks no longer needed."""
         low = self._low()
-        chunks = {
-            k: self._chunk(k, max(k * CHUNK, low))
-            for k in range(max(self._saved, low) // CHUNK, -(-self.added // CHUNK))
-        }
+        new = range(max(self._saved, low) // CHUNK, -(-self.added // CHUNK))
+        chunks = {k: self._chunk(k, max(k * CHUNK, low)) for k in new if self.added > self._saved}
         dropped = list(range(self._dropped, low // CHUNK))
         self._saved, self._dropped = self.added, max(self._dropped, low // CHUNK)
         return chunks, dropped
+
+    def moved(self) -> range:
+        """The checkpoint moves (the sensor's readings came from another partition): the
+        next ``changes`` writes every chunk the memory holds. Returns the chunks stored
+        where it was, to delete there."""
+        stored = self.stored()
+        self._saved, self._dropped = 0, self._low() // CHUNK
+        return stored
 
     def stored(self) -> range:
         """The chunk numbers a checkpoint may hold (to delete them with the sensor)."""
@@ -162,6 +184,8 @@ class SensorMemory:
     def restore(self, state: dict[str, Any], chunks: dict[int, dict[str, Any]]) -> None:
         """Load a ``state`` and its ``chunks``; ``ValueError`` if they do not make the memory
         this one would have been (other settings, a chunk missing, short or of another memory)."""
+        if not isinstance(state, dict):
+            raise ValueError(f"not a memory's state: {type(state).__name__}")
         settings = {"size": self.size, "block": self.block, "delay": self.delay}
         if {key: state.get(key) for key in settings} != settings:
             raise ValueError(f"saved with other memory settings than {settings}")
@@ -173,13 +197,9 @@ class SensorMemory:
         held = torch.from_numpy(codes).to(self.device)
         self.generation, self.scored, self.added, self.joined = generation, scored, added, joined
         self._ring = torch.empty(self.size if joined else 0, self.latent, device=self.device)
-        if joined > low:
-            slots = np.arange(low, joined) % self.size
-            self._ring[torch.from_numpy(slots).to(self.device)] = held[: joined - low]
-            self._ring_windows[slots] = windows[: joined - low]
-        self._waiting = deque(
-            (int(w), c) for w, c in zip(windows[joined - low :], held[joined - low :], strict=True)
-        )
+        self._put(low, held[: joined - low], windows[: joined - low])
+        waiting = held[joined - low :].clone()  # not a view of the ring's codes too
+        self._waiting = deque(zip(windows[joined - low :].tolist(), waiting, strict=True))
         self._saved, self._dropped = added, low // CHUNK
 
     def _low(self) -> int:
@@ -188,21 +208,19 @@ class SensorMemory:
 
     def _chunk(self, k: int, first: int) -> dict[str, Any]:
         stop = min((k + 1) * CHUNK, self.added)
-        codes = torch.stack([self._code(n) for n in range(first, stop)]).cpu().numpy()
+        joined = min(stop, self.joined)
+        codes = [self._ring[a:b] for a, b, _ in self._spans(first, joined)]
+        windows = [self._ring_windows[a:b].tolist() for a, b, _ in self._spans(first, joined)]
+        waiting = list(itertools.islice(self._waiting, max(first, joined) - joined, stop - joined))
+        codes += [code[None] for _, code in waiting]
+        windows.append([window for window, _ in waiting])
+        raw = torch.cat(codes).cpu().numpy().astype(np.float32)
         return {
             "generation": self.generation,
             "first": first,
-            "windows": [self._window(n) for n in range(first, stop)],
-            "codes": base64.b64encode(codes.astype(np.float32).tobytes()).decode("ascii"),
+            "windows": list(itertools.chain.from_iterable(windows)),
+            "codes": base64.b64encode(raw.tobytes()).decode("ascii"),
         }
-
-    def _code(self, n: int) -> torch.Tensor:
-        return self._ring[n % self.size] if n < self.joined else self._waiting[n - self.joined][1]
-
-    def _window(self, n: int) -> int:
-        if n < self.joined:
-            return int(self._ring_windows[n % self.size])
-        return self._waiting[n - self.joined][0]
 
 
 def _read_chunks(
@@ -219,7 +237,11 @@ def _read_chunks(
         block = np.frombuffer(base64.b64decode(chunk["codes"]), np.float32).reshape(-1, latent)
         if first > start or first + len(block) < stop or len(chunk["windows"]) != len(block):
             raise ValueError(f"chunk {k} of its codes is short")
-        windows.append(np.asarray(chunk["windows"], np.int64)[start - first : stop - first])
+        try:
+            numbers = np.asarray(chunk["windows"], np.int64)
+        except OverflowError:
+            raise ValueError(f"chunk {k} has a window number out of range") from None
+        windows.append(numbers[start - first : stop - first])
         codes.append(block[start - first : stop - first])
     return np.concatenate(windows), np.concatenate(codes)
 

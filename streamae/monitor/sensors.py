@@ -48,11 +48,11 @@ class SensorBook:
         self.sensors: dict[str, Tracked] = {}
         self.alerting: set[str] = set()  # sensors with an open alert
         self._watermark: dict[int, int] = {}  # partition → newest reading time seen
-        # Since the last checkpoint: sensors changed; records to delete (tombstones):
-        # evicted sensors, and memory chunks no sensor uses, by partition.
+        # Since the last checkpoint: sensors changed; records to delete (tombstones), by
+        # partition: evicted sensors, and memory chunks and records no sensor uses there.
         self._dirty: set[str] = set()
         self._evicted: dict[str, int] = {}
-        self._unused: dict[bytes, int] = {}
+        self._stale: dict[bytes, int] = {}
 
     def room(self) -> int:
         """How many new sensors may still be added."""
@@ -71,7 +71,9 @@ class SensorBook:
             if tracked is None:
                 self.sensors[sensor] = Tracked(partition, ts)
             else:
-                tracked.partition = partition
+                if tracked.partition != partition:
+                    self._moved(sensor, tracked.partition)
+                    tracked.partition = partition
                 tracked.newest_ts = max(tracked.newest_ts, ts)
             self._dirty.add(sensor)
             if ts > self._watermark.get(partition, ts - 1):
@@ -95,17 +97,19 @@ class SensorBook:
         state of every changed sensor.
 
         A sensor's new memory chunks go before its record, and the tombstones of the
-        chunks it no longer holds after it: a checkpoint cut short leaves a chunk newer
-        than the record (its extra codes are ignored) or one missing (the memory starts
-        again), never a wrong memory.
+        chunks it no longer holds after it. A checkpoint cut short can leave a chunk
+        newer than the record (its extra codes are ignored; when it no longer holds the
+        oldest codes the record needs, the memory starts again) or a chunk missing (the
+        memory starts again): never a wrong memory.
         """
         topic = self.settings.state_topic
         # Deletions first: a chunk number a restored sensor's new memory could not use may
-        # be written again below, by that new memory.
+        # be written again below, by that new memory. An evicted sensor's chunks go before
+        # its record: cut short, a checkpoint leaves no chunk without a record.
+        for key, partition in self._stale.items():
+            send(topic, key, None, partition)
         for sensor, partition in self._evicted.items():
             send(topic, sensor.encode(), None, partition)
-        for key, partition in self._unused.items():
-            send(topic, key, None, partition)
         sent = 0
         for sensor in self._dirty:
             tracked = self.sensors.get(sensor)
@@ -119,13 +123,13 @@ class SensorBook:
             for number in dropped:
                 send(topic, memory_key(sensor, number), None, tracked.partition)
             sent += len(chunks) + 1 + len(dropped)
-        self.metrics.state_records.inc(sent + len(self._evicted) + len(self._unused))
+        self.metrics.state_records.inc(sent + len(self._evicted) + len(self._stale))
         self.discard_changes()
 
     def discard_changes(self) -> None:
         self._dirty.clear()
         self._evicted.clear()
-        self._unused.clear()
+        self._stale.clear()
 
     def drop_partitions(self, partitions: set[int]) -> int:
         """Forget the sensors of ``partitions`` (moved to another monitor, or rewound)."""
@@ -133,7 +137,7 @@ class SensorBook:
             self._watermark.pop(partition, None)
         # Their state is now another monitor's to write, tombstones included.
         self._evicted = {s: p for s, p in self._evicted.items() if p not in partitions}
-        self._unused = {k: p for k, p in self._unused.items() if p not in partitions}
+        self._stale = {k: p for k, p in self._stale.items() if p not in partitions}
         return self.forget([s for s, t in self.sensors.items() if t.partition in partitions])
 
     def clear(self) -> None:
@@ -153,8 +157,20 @@ class SensorBook:
             self._gauges()
         return len(sensors)
 
-    def restore(self, states: dict[str, tuple[int, StateRecord]]) -> int:
-        """Restore sensors from their state records; return how many were usable."""
+    def _moved(self, sensor: str, old: int) -> None:
+        """The sensor's readings (so its state) moved from partition ``old`` (e.g. the topic
+        got more partitions): delete its records there; the next checkpoint writes them all
+        to the new one."""
+        self._stale[sensor.encode()] = old
+        for number in self.pipeline.memory_moved(sensor):
+            self._stale[memory_key(sensor, number)] = old
+
+    def restore(
+        self, states: dict[str, tuple[int, StateRecord]], orphans: dict[bytes, int] | None = None
+    ) -> int:
+        """Restore sensors from their state records; return how many were usable. The
+        ``orphans`` (memory chunks without a usable record) are deleted at the next checkpoint."""
+        self._stale.update(orphans or {})
         restored = 0
         for sensor, (partition, record) in states.items():
             try:
@@ -185,7 +201,7 @@ class SensorBook:
     def _drop_chunks(self, sensor: str, chunks: Iterable[int], partition: int) -> None:
         """Delete at the next checkpoint the memory chunks of ``sensor`` it does not use."""
         for number in set(chunks) - set(self.pipeline.memory_stored(sensor)):
-            self._unused[memory_key(sensor, number)] = partition
+            self._stale[memory_key(sensor, number)] = partition
 
     def evict_idle(self) -> int:
         """Evict the sensors idle (in reading time) for longer than ``idle_sensor_timeout_s``."""
@@ -199,7 +215,7 @@ class SensorBook:
         if idle:
             for sensor, partition in idle.items():
                 for number in self.pipeline.memory_stored(sensor):
-                    self._unused[memory_key(sensor, number)] = partition
+                    self._stale[memory_key(sensor, number)] = partition
             self.forget(idle)
             self._evicted.update(idle)
             self.metrics.evicted.inc(len(idle))

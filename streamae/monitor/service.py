@@ -483,8 +483,7 @@ class Monitor:
         """Restore the sensors stored in state ``partitions`` (those still assigned)."""
         partitions = set(partitions) & {tp.partition for tp in self.assigned}
         if partitions:
-            states = self._state.read(partitions)
-            restored = self.book.restore(states)
+            restored = self.book.restore(*self._state.read(partitions))
             log.info(
                 "restored %d sensor(s) from %s partition(s) %s",
                 restored,

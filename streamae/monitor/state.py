@@ -30,6 +30,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from functools import partial
+from typing import NamedTuple
 
 import msgspec
 from kafka import KafkaConsumer, TopicPartition
@@ -123,12 +125,12 @@ class StateReader:
         self.settle_s = settle_s
         self.exactly_once = settings.delivery == "exactly-once"
 
-    def read(self, partitions: Iterable[int]) -> dict[str, tuple[int, StateRecord]]:
-        """``{sensor_id: (partition, record)}`` for the sensors stored in ``partitions``."""
+    def read(self, partitions: Iterable[int]) -> Stored:
+        """What the state ``partitions`` hold (``collect``)."""
         topic = self.settings.state_topic
         tps = [TopicPartition(topic, p) for p in sorted(set(partitions))]
         if not tps:
-            return {}
+            return Stored({}, {})
         latest: dict[bytes, tuple[int, bytes | None]] = {}
         consumer = self.consumer
         with kafka_errors(self.settings, f"reading the state topic {topic}"):
@@ -168,14 +170,21 @@ class StateReader:
         return False
 
 
-def collect(
-    latest: dict[bytes | None, tuple[int, bytes | None]],
-) -> dict[str, tuple[int, StateRecord]]:
-    """``{sensor_id: (partition, record)}`` from the latest ``(partition, value)`` per key
-    of state partitions: tombstones and unusable records left out (with a warning), each
-    sensor's memory chunks in its record."""
+class Stored(NamedTuple):
+    """What state partitions hold: ``{sensor_id: (partition, record)}``, and the keys of
+    memory chunks no usable record goes with (to delete), by partition."""
+
+    states: dict[str, tuple[int, StateRecord]]
+    orphans: dict[bytes, int]
+
+
+def collect(latest: dict[bytes | None, tuple[int, bytes | None]]) -> Stored:
+    """What the latest ``(partition, value)`` per key of state partitions hold: tombstones
+    left out, unusable records too (with a warning), each sensor's memory chunks in its
+    record."""
     states: dict[str, tuple[int, StateRecord]] = {}
     chunks: dict[str, dict[int, dict]] = {}
+    orphans: dict[bytes, int] = {}
     for key, (partition, value) in latest.items():
         if key is None or value is None:  # a tombstone: the sensor was evicted
             continue
@@ -186,12 +195,18 @@ def collect(
                 chunks.setdefault(sensor, {})[int(number)] = decode_chunk(value)
             except ValueError as exc:
                 log.warning("sensor %s: unusable memory chunk %s (%s)", sensor, number, exc)
+                orphans[key] = partition
             continue
         try:
             states[sensor] = (partition, decode_state(value))
         except ValueError as exc:
             log.warning("sensor %s: unusable state record (%s); starting fresh", sensor, exc)
-    for sensor, (partition, record) in states.items():
-        if sensor in chunks:
-            states[sensor] = (partition, msgspec.structs.replace(record, memory=chunks[sensor]))
-    return states
+    for sensor, numbers in chunks.items():
+        if sensor in states:
+            partition, record = states[sensor]
+            states[sensor] = (partition, msgspec.structs.replace(record, memory=numbers))
+        else:
+            orphans.update(
+                {key: latest[key][0] for key in map(partial(memory_key, sensor), numbers)}
+            )
+    return Stored(states, orphans)

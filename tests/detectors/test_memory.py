@@ -1,5 +1,6 @@
 """The memory of normal codes: nearest-item recall, weights and artifacts with and without it."""
 
+import base64
 import json
 
 import numpy as np
@@ -200,9 +201,10 @@ def test_a_sensor_memory_restored_from_its_checkpoint_goes_on_exactly_as_the_ori
         for start, memory in restored_at.items():
             if i > start:
                 memory.add(codes[i], bool(normal[i]))
-    for start, memory in restored_at.items():
-        assert memory.state() == original.state(), start
-        assert torch.equal(memory.items(), original.items()), start  # slot for slot
+            # Slot for slot, after every window: the restored waiting codes join in turn.
+            assert memory.state() == original.state(), start
+            mine, theirs = memory.items(), original.items()
+            assert (mine is None and theirs is None) or torch.equal(mine, theirs), start
     _checkpoint(original, topic)
     # Held: the 300 in the ring and the ~32 waiting; the older chunks were tombstoned.
     live = sorted(int(k) for k, chunk in topic.items() if chunk is not None)
@@ -227,11 +229,44 @@ def test_a_sensor_memory_refuses_a_checkpoint_that_cannot_be_its_own():
         other = {**topic, k: {**topic[k], "generation": "another"}}
         with pytest.raises(ValueError, match=f"chunk {k} of its codes is missing"):
             _restored(state, other)
-    last = max(live, key=int)
+    last, first = max(live, key=int), min(live, key=int)
     short = {**topic, last: {**topic[last], "windows": topic[last]["windows"][:-1]}}
     with pytest.raises(ValueError, match=f"chunk {last} of its codes is short"):
         _restored(state, short)
+    # A chunk from a later checkpoint, when the ring had moved past the codes needed here.
+    later = {**topic, first: {**topic[first], "first": topic[first]["first"] + 1}}
+    later[first]["windows"] = later[first]["windows"][1:]
+    later[first]["codes"] = _drop_first_code(later[first]["codes"], latent=2)
+    with pytest.raises(ValueError, match=f"chunk {first} of its codes is short"):
+        _restored(state, later)
+    huge = {**topic, last: {**topic[last], "windows": [2**65] * len(topic[last]["windows"])}}
+    with pytest.raises(ValueError, match=f"chunk {last} has a window number out of range"):
+        _restored(state, huge)
+    with pytest.raises(ValueError, match="not a memory's state"):
+        _restored([state], topic)
     failed = SensorMemory(size=300, block=4, latent=2, delay=40)
     with pytest.raises(ValueError):
         failed.restore(state, {})
     assert failed.items() is None and failed.scored == 0  # a refused checkpoint changes nothing
+
+
+def _drop_first_code(encoded: str, latent: int) -> str:
+    raw = np.frombuffer(base64.b64decode(encoded), np.float32)[latent:]
+    return base64.b64encode(raw.tobytes()).decode()
+
+
+def test_a_checkpoint_writes_only_chunks_that_got_codes_and_all_of_them_after_a_move():
+    memory = SensorMemory(size=100, block=4, latent=2, delay=8)
+    for i in range(150):
+        memory.add(torch.tensor([float(i), 1.0]), normal=True)
+    chunks, _ = memory.changes()
+    # 141 joined by the last block end (148), 9 waiting: codes 41..149 are held.
+    assert sorted(chunks) == [0, 1, 2]
+    assert chunks[0]["first"] == 41 and chunks[2]["first"] == 2 * CHUNK
+    for _ in range(3):
+        memory.add(torch.tensor([0.0, 0.0]), normal=False)  # flagged: no new code
+    assert memory.changes() == ({}, [])
+    memory.add(torch.tensor([0.0, 0.0]), normal=True)
+    assert list(memory.changes()[0]) == [2]  # the chunk the new code went to
+    assert memory.moved() == range(0, 3)
+    assert sorted(memory.changes()[0]) == [0, 1, 2]  # written again, all, where it moved

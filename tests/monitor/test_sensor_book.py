@@ -68,10 +68,14 @@ class Monitor:
         sent = []
 
         def send(topic: str, key: bytes, value: bytes | None, partition: int) -> None:
-            assert topic == SETTINGS.state_topic and partition == PARTITIONS[_sensor(key)]
+            assert topic == SETTINGS.state_topic
+            if value is not None:
+                assert partition == PARTITIONS[_sensor(key)]
             sent.append((key, value is None))
+            self.partitions[key, value is None] = partition
             self.topic[key] = (partition, value)
 
+        self.partitions: dict[tuple[bytes, bool], int] = {}
         self.book.write_state(send)
         return sent
 
@@ -92,11 +96,11 @@ def _sensor(key: bytes) -> str:
 def test_chunks_go_before_the_record_their_tombstones_after_and_a_restart_resumes(model):
     topic: dict = {}
     monitor = Monitor(model, topic)
-    tombstones = set()
+    tombstones = []
     for start in range(0, 600, 50):
         monitor.feed(readings("abc", start, start + 50))
         sent = monitor.checkpoint()
-        tombstones |= {key for key, tomb in sent if tomb}
+        tombstones += [key for key, tomb in sent if tomb]
         for sensor in "abc":
             mine = [(key, tomb) for key, tomb in sent if _sensor(key) == sensor]
             record = mine.index((sensor.encode(), False))
@@ -111,10 +115,12 @@ def test_chunks_go_before_the_record_their_tombstones_after_and_a_restart_resume
         assert oldest >= 2 and monitor.live(sensor) == set(
             range(oldest, -(-memory["added"] // CHUNK))
         )
-    assert tombstones == {memory_key(s, k) for s in "abc" for k in range(min(monitor.live(s)))}
+    assert sorted(tombstones) == sorted(
+        memory_key(s, k) for s in "abc" for k in range(min(monitor.live(s)))
+    )
 
     restarted = Monitor(model, dict(topic))
-    assert restarted.book.restore(collect(topic)) == 3
+    assert restarted.book.restore(*collect(topic)) == 3
     after = readings("abc", 600, 700)
     assert restarted.feed(after) == monitor.feed(after)
 
@@ -147,7 +153,7 @@ def test_chunks_a_restored_sensor_cannot_use_are_deleted_at_the_next_checkpoint(
     topic[memory_key("a", 0)] = (partition, raw)  # left over from an older memory
 
     restarted = Monitor(model, topic)
-    assert restarted.book.restore(collect(topic)) == 1
+    assert restarted.book.restore(*collect(topic)) == 1
     assert f"sensor memory not restorable (chunk {stored[-1]} of its codes is missing)" in (
         caplog.text
     )
@@ -159,3 +165,43 @@ def test_chunks_a_restored_sensor_cannot_use_are_deleted_at_the_next_checkpoint(
     assert restarted.live("a") == {0}
     new = decode_chunk(topic[memory_key("a", 0)][1])["generation"]
     assert new == restarted.pipeline.snapshot("a")["memory"]["generation"] != chunk["generation"]
+
+
+def test_chunks_without_a_usable_record_are_deleted_at_the_next_checkpoint(model):
+    topic: dict = {}
+    monitor = Monitor(model, topic)
+    monitor.feed(readings("ab", 0, 200))
+    monitor.checkpoint()
+    orphaned = {key for key, (_, v) in topic.items() if _sensor(key) == "b" and v and key != b"b"}
+    assert orphaned
+    topic[b"b"] = (0, b"not a state record")
+    topic[memory_key("a", 99)] = (0, b"not a chunk either")
+
+    restarted = Monitor(model, topic)
+    assert restarted.book.restore(*collect(topic)) == 1
+    sent = restarted.checkpoint()
+    assert {key for key, tomb in sent if tomb} == orphaned | {memory_key("a", 99)}
+    assert restarted.live("a") == monitor.live("a") and restarted.live("b") == set()
+
+
+def test_a_sensor_whose_readings_move_partition_takes_its_whole_state_along(model):
+    topic: dict = {}
+    monitor = Monitor(model, topic)
+    monitor.feed(readings("a", 0, 300))
+    monitor.checkpoint()
+    before = monitor.live("a")
+    PARTITIONS["a"] = 1  # e.g. the readings topic got more partitions
+    try:
+        monitor.feed(readings("a", 300, 301))
+        sent = monitor.checkpoint()
+    finally:
+        PARTITIONS["a"] = 0
+    keys = {memory_key("a", k) for k in before} | {b"a"}
+    assert {key for key, tomb in sent if tomb} == keys  # deleted from partition 0 ...
+    assert all(monitor.partitions[key, True] == 0 for key in keys)
+    written = {key for key, tomb in sent if not tomb}
+    assert written == keys and all(monitor.partitions[key, False] == 1 for key in keys)  # ... on 1
+    restarted = Monitor(model, topic)
+    assert restarted.book.restore(*collect(topic)) == 1
+    after = readings("a", 301, 340)
+    assert restarted.feed(after) == monitor.feed(after)
