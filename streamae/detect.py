@@ -228,26 +228,28 @@ def detect_path(
     options: DetectOptions,
     jobs: int = 2,
     progress: bool = True,
+    model: Detector | None = None,
 ) -> list[FileReport]:
     """Detect on a file or every data file below a folder; one output CSV per input file.
 
     In a folder, a failing file does not stop the others: its report carries the error.
     Files are processed by ``jobs`` worker processes (one torch thread each).
+    ``model`` is ``options.model`` already loaded (the caller looked at it).
     """
     # "out/" names a folder even before it exists (Path drops the slash).
     as_folder = str(out).endswith(("/", os.sep))
     source, out = Path(source), Path(out)
     files = table_files(source)
     targets = output_paths(source, files, out, as_folder=as_folder)
-    detector = None
+    detector = model
     if options.train_file is not None:
         detector = train(read_series(options.train_file, _columns(options)), settings, options)
-    elif options.model is not None:
+    elif options.model is not None and detector is None:
         detector = load_model(options.model, settings)  # fail early, once, on a bad model
+    if source.is_file():  # one file: its error is the command's error
+        return [detect_file(files[0], targets[files[0]], settings, options, detector)]
     # Workers load a saved model themselves rather than receive it pickled.
     shared = detector if options.model is None else None
-    if source.is_file():  # one file: its error is the command's error
-        return [detect_file(files[0], targets[files[0]], settings, options, shared)]
     return detect_files(
         files, targets, settings, options, shared=shared, jobs=jobs, progress=progress
     )

@@ -237,7 +237,7 @@ def test_an_autoencoder_option_overrides_a_z_score_profile_in_detect(tmp_path):
     assert not np.allclose(plain["score"].dropna(), trained["score"].dropna())
 
 
-def test_a_model_trained_otherwise_than_the_profile_is_warned_about(tmp_path, caplog):
+def test_a_model_trained_otherwise_than_the_profile_is_warned_about(tmp_path, caplog, monkeypatch):
     source = write_csv(tmp_path / "run.csv")
     profile = write_profile(tmp_path)
     train_cli(source, tmp_path / "lstm", "--window", "8", "--epochs", "1", "--arch", "lstm")
@@ -248,10 +248,14 @@ def test_a_model_trained_otherwise_than_the_profile_is_warned_about(tmp_path, ca
     assert "window 8 (the profile's: 16)" in caplog.text
     assert "detector lstm (the profile's: conv)" in caplog.text
     caplog.clear()
+    loads = []
+    real_load = artifact.load
+    monkeypatch.setattr(artifact, "load", lambda *a, **k: loads.append(a) or real_load(*a, **k))
     detect_cli(
         source, tmp_path / "b.csv", "--model", str(tmp_path / "same"), "--config", str(profile)
     )
     assert "was not trained with profile" not in caplog.text
+    assert len(loads) == 1  # the model checked against the profile is the one that scores
 
 
 def test_the_monitor_refuses_a_bad_profile_before_connecting(tmp_path, capsys):

@@ -151,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         training=() if args.model else tuple(sorted(profile.training.items())),
     )
+    model = None
     if options.model is not None:
         for_training = [
             name
@@ -167,15 +168,14 @@ def run(args: argparse.Namespace) -> int:
                 f"{', '.join(for_training)} set how to train; with --model the model fixes "
                 "them: drop them"
             )
+        model = load_model(options.model, settings)  # a bad model fails before any work
         if profile.file is not None:
-            warn_mismatches(profile, load_model(options.model, settings), str(options.model))
+            warn_mismatches(profile, model, str(options.model))
     elif options.detector == "autoencoder":
         with training_named(profile):  # a bad [training] value fails before any work
             train_config(settings, options)
     _check_writable(args.input, args.out)
-    reports = detect_path(
-        args.input, args.out, settings, options, jobs=args.jobs, progress=not args.quiet
-    )
+    reports = detect_path(args.input, args.out, settings, options, args.jobs, not args.quiet, model)
     for report in reports:
         if report.error:
             print(f"FAILED {report.source}: {report.error}", file=sys.stderr)

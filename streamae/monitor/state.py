@@ -31,7 +31,7 @@ import logging
 import time
 from collections.abc import Iterable
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 from kafka import KafkaConsumer, TopicPartition
@@ -90,24 +90,23 @@ def encode_chunk(chunk: dict) -> bytes:
 
 def decode_chunk(raw: bytes) -> dict:
     """Decode a chunk record; ``ValueError`` if it is not one this version can use."""
-    try:
-        wire = _chunk_decoder.decode(raw)
-    except (msgspec.DecodeError, RecursionError) as exc:
-        raise ValueError(f"not a memory chunk record ({exc})") from None
-    if wire.format != FORMAT:
-        raise ValueError(f"memory chunk record format {wire.format}, this monitor reads {FORMAT}")
-    return wire.chunk
+    return _decode(_chunk_decoder, raw, "memory chunk record").chunk
 
 
 def decode_state(raw: bytes) -> StateRecord:
     """Decode a state record; ``ValueError`` if it is not one this version can use."""
-    try:
-        wire = _decoder.decode(raw)
-    except (msgspec.DecodeError, RecursionError) as exc:
-        raise ValueError(f"not a state record ({exc})") from None
-    if wire.format != FORMAT:
-        raise ValueError(f"state record format {wire.format}, this monitor reads {FORMAT}")
+    wire = _decode(_decoder, raw, "state record")
     return StateRecord(wire.newest_ts, wire.pipeline)
+
+
+def _decode(decoder: msgspec.json.Decoder, raw: bytes, what: str) -> Any:
+    try:
+        wire = decoder.decode(raw)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise ValueError(f"not a {what} ({exc})") from None
+    if wire.format != FORMAT:
+        raise ValueError(f"{what} format {wire.format}, this monitor reads {FORMAT}")
+    return wire
 
 
 class StateReader:

@@ -159,14 +159,10 @@ def test_a_profile_sets_the_monitor_s_bar_and_the_environment_wins_over_it(
     assert [s.threshold for s in scores] == pytest.approx([bar] * len(scores))
 
 
-@pytest.mark.kafka
-def test_the_monitor_with_the_shipped_profile_raises_the_alerts_detect_raises(
-    monitor_settings, kio, monitor_processes, tmp_path
-):
-    """benchmarks/nab.toml live (calibrated bar, re-arm, fade, sensor memory) = offline."""
+def shipped_profile_model(tmp_path):
+    """benchmarks/nab.toml, its profile, and a small model trained with it on simulated data."""
     from streamae.benchmark import PROFILES_DIR
-    from streamae.detect import detect_series
-    from streamae.profile import layered_settings, load_profile
+    from streamae.profile import load_profile
     from streamae.training import config_from_options, train_detector
 
     path = PROFILES_DIR / "nab.toml"
@@ -175,6 +171,18 @@ def test_the_monitor_with_the_shipped_profile_raises_the_alerts_detect_raises(
     config = config_from_options(profile.settings["window_size"], "cpu", small)
     normal = simulate(sensors=2, readings_per_sensor=600, channels=2, seed=1)
     model = artifact.save(train_detector(normal.series, config, progress=False), tmp_path / "m")
+    return path, profile, model
+
+
+@pytest.mark.kafka
+def test_the_monitor_with_the_shipped_profile_raises_the_alerts_detect_raises(
+    monitor_settings, kio, monitor_processes, tmp_path
+):
+    """benchmarks/nab.toml live (calibrated bar, re-arm, fade, sensor memory) = offline."""
+    from streamae.detect import detect_series
+    from streamae.profile import layered_settings
+
+    path, profile, model = shipped_profile_model(tmp_path)
     # Past the sensor memory's delay (2000 windows), so remembered codes are used too.
     run = simulate(sensors=2, readings_per_sensor=2600, channels=2, anomaly_rate=0.05, seed=1)
     offline = detect_series(run.series, artifact.load(model), layered_settings(profile, env={}))
@@ -202,10 +210,8 @@ def test_a_restarted_monitor_resumes_its_sensor_memory_and_scores_as_if_never_st
     """benchmarks/nab.toml, stopped (or killed while readings stream in) once the memory
     was in use, and started again: every score published, replays included, is the
     uninterrupted run's (the memory's codes are among what windows rebuild from)."""
-    from streamae.benchmark import PROFILES_DIR
     from streamae.pipeline import Pipeline
-    from streamae.profile import layered_settings, load_profile
-    from streamae.training import config_from_options, train_detector
+    from streamae.profile import layered_settings
 
     exactly_once = "exactly-once" in restart
     settings = (
@@ -213,12 +219,7 @@ def test_a_restarted_monitor_resumes_its_sensor_memory_and_scores_as_if_never_st
         if exactly_once
         else monitor_settings
     )
-    path = PROFILES_DIR / "nab.toml"
-    profile = load_profile(path)
-    small = {**profile.training, "epochs": 2, "hidden": 8, "latent": 4}
-    config = config_from_options(profile.settings["window_size"], "cpu", small)
-    normal = simulate(sensors=2, readings_per_sensor=600, channels=2, seed=1)
-    model = artifact.save(train_detector(normal.series, config, progress=False), tmp_path / "m")
+    path, profile, model = shipped_profile_model(tmp_path)
     readings = simulate(sensors=2, readings_per_sensor=2600, channels=2, seed=3).readings()
     offline = Pipeline(layered_settings(profile, env={}), artifact.load(model)).process(readings)
 
