@@ -45,6 +45,7 @@ from streamae.kafka.clients import kafka_errors
 from streamae.messages import Alert, encode
 from streamae.monitor.connect import (
     CLOSE_TIMEOUT_S,
+    MAX_POLL_INTERVAL_MS,
     TRANSACTION_TIMEOUT_MS,
     Clients,
     consumer_lag,
@@ -77,6 +78,8 @@ LAG_REFRESH_S = 5.0
 SWEEP_EVERY_S = 10.0
 #: Records waiting this long without any arriving makes the monitor look for a twin.
 STALL_CHECK_S = 20.0
+#: A restore that takes longer is warned about (half the time allowed between polls).
+RESTORE_WARN_S = MAX_POLL_INTERVAL_MS / 2000
 
 
 def _position(item: tuple[Record, str]) -> tuple[int, int]:
@@ -483,13 +486,28 @@ class Monitor:
         """Restore the sensors stored in state ``partitions`` (those still assigned)."""
         partitions = set(partitions) & {tp.partition for tp in self.assigned}
         if partitions:
+            started = time.monotonic()
             restored = self.book.restore(*self._state.read(partitions))
+            took = time.monotonic() - started
             log.info(
-                "restored %d sensor(s) from %s partition(s) %s",
+                "restored %d sensor(s) from %s partition(s) %s in %.1f s",
                 restored,
                 self.settings.state_topic,
                 ", ".join(map(str, sorted(partitions))),
+                took,
             )
+            if took > RESTORE_WARN_S:
+                # The group counts the restore as time between polls: over the limit,
+                # the member is dropped mid-restore and rebalances, and restores again.
+                log.warning(
+                    "restoring %d sensor(s) took %.0f s, over half the %.0f s a member may "
+                    "spend between polls: with more sensors this monitor would leave its "
+                    "group while restoring; run more monitors in the group%s",
+                    restored,
+                    took,
+                    MAX_POLL_INTERVAL_MS / 1000,
+                    " or a smaller sensor_memory" if self.settings.sensor_memory else "",
+                )
         self._to_load -= partitions
         self._unstall()  # a long restore is not a stall
 

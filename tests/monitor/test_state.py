@@ -7,6 +7,7 @@ import pytest
 
 from streamae.detectors.zscore import ZScoreDetector
 from streamae.messages import Reading, decode_score
+from streamae.monitor import service
 from streamae.monitor.service import Monitor
 from streamae.monitor.state import decode_state, encode_state
 from streamae.pipeline import Pipeline
@@ -27,9 +28,10 @@ def test_a_state_record_round_trips_and_junk_is_refused():
 
 
 @pytest.mark.kafka
-def test_a_restarted_monitor_needs_no_warm_up(monitor_settings, kio):
+def test_a_restarted_monitor_needs_no_warm_up(monitor_settings, kio, monkeypatch, caplog):
     """After a restart, each sensor's first new reading completes a window at once, and
-    its score and threshold are those of a monitor that never stopped."""
+    its score and threshold are those of a monitor that never stopped. (A restore that
+    takes over ``RESTORE_WARN_S``, here 0 s, is warned about.)"""
     settings = monitor_settings.replace(**ALERT_SETTINGS)
     run = spike_run(SPEC, streamed=300)
     first, last = run.readings[: -SPEC.sensors], run.readings[-SPEC.sensors :]
@@ -41,6 +43,8 @@ def test_a_restarted_monitor_needs_no_warm_up(monitor_settings, kio):
     scored_before = {(s.sensor_id, s.ts) for s in read_scores(kio, settings)}
 
     kio.produce_readings(last)
+    assert "sensor(s) took" not in caplog.text
+    monkeypatch.setattr(service, "RESTORE_WARN_S", 0.0)
     with monitor_thread(settings, SPEC.registry()) as after:
         kio.wait_consumed(settings.group_id, settings.readings_topic)
         restored = after.metrics.totals()["restored"]
@@ -53,6 +57,7 @@ def test_a_restarted_monitor_needs_no_warm_up(monitor_settings, kio):
         f"{len(last)} readings sent after the restart"
     )
     assert restored == SPEC.sensors
+    assert f"restoring {SPEC.sensors} sensor(s) took 0 s, over half the 60 s" in caplog.text
     assert len(scores) == len(scored_before) + len(new)  # nothing scored twice
     assert sorted((s.sensor_id, s.ts) for s in new) == sorted((r.sensor_id, r.ts_ms) for r in last)
     expected = {(s.sensor_id, s.ts): (s.score, s.threshold) for s in uninterrupted}
