@@ -175,7 +175,15 @@ def run(args: argparse.Namespace) -> int:
         with training_named(profile):  # a bad [training] value fails before any work
             train_config(settings, options)
     _check_writable(args.input, args.out)
-    reports = detect_path(args.input, args.out, settings, options, args.jobs, not args.quiet, model)
+    reports = detect_path(
+        args.input,
+        args.out,
+        settings,
+        options,
+        jobs=args.jobs,
+        progress=not args.quiet,
+        model=model,
+    )
     for report in reports:
         if report.error:
             print(f"FAILED {report.source}: {report.error}", file=sys.stderr)

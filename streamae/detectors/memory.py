@@ -163,8 +163,10 @@ class SensorMemory:
         """Since the last call: the chunks to write (number → JSON-able chunk, with every
         code the memory still holds in it) and the numbers of chunks no longer needed."""
         low = self._low()
-        new = range(max(self._saved, low) // CHUNK, -(-self.added // CHUNK))
-        chunks = {k: self._chunk(k, max(k * CHUNK, low)) for k in new if self.added > self._saved}
+        chunks = {}
+        if self.added > self._saved:  # codes were added: to the chunk of _saved on
+            for k in range(max(self._saved, low) // CHUNK, -(-self.added // CHUNK)):
+                chunks[k] = self._chunk(k, max(k * CHUNK, low))
         dropped = list(range(self._dropped, low // CHUNK))
         self._saved, self._dropped = self.added, max(self._dropped, low // CHUNK)
         return chunks, dropped
@@ -209,8 +211,9 @@ class SensorMemory:
     def _chunk(self, k: int, first: int) -> dict[str, Any]:
         stop = min((k + 1) * CHUNK, self.added)
         joined = min(stop, self.joined)
-        codes = [self._ring[a:b] for a, b, _ in self._spans(first, joined)]
-        windows = [self._ring_windows[a:b].tolist() for a, b, _ in self._spans(first, joined)]
+        spans = self._spans(first, joined)
+        codes = [self._ring[a:b] for a, b, _ in spans]
+        windows = [self._ring_windows[a:b].tolist() for a, b, _ in spans]
         waiting = list(itertools.islice(self._waiting, max(first, joined) - joined, stop - joined))
         codes += [code[None] for _, code in waiting]
         windows.append([window for window, _ in waiting])

@@ -30,7 +30,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from functools import partial
 from typing import Any, NamedTuple
 
 import msgspec
@@ -182,7 +181,7 @@ def collect(latest: dict[bytes | None, tuple[int, bytes | None]]) -> Stored:
     left out, unusable records too (with a warning), each sensor's memory chunks in its
     record."""
     states: dict[str, tuple[int, StateRecord]] = {}
-    chunks: dict[str, dict[int, dict]] = {}
+    chunks: dict[tuple[str, int], dict[int, dict]] = {}  # (sensor, partition) → chunks
     orphans: dict[bytes, int] = {}
     for key, (partition, value) in latest.items():
         if key is None or value is None:  # a tombstone: the sensor was evicted
@@ -191,7 +190,7 @@ def collect(latest: dict[bytes | None, tuple[int, bytes | None]]) -> Stored:
         if MEMORY_SEPARATOR in sensor:
             sensor, _, number = sensor.rpartition(MEMORY_SEPARATOR)
             try:
-                chunks.setdefault(sensor, {})[int(number)] = decode_chunk(value)
+                chunks.setdefault((sensor, partition), {})[int(number)] = decode_chunk(value)
             except ValueError as exc:
                 log.warning("sensor %s: unusable memory chunk %s (%s)", sensor, number, exc)
                 orphans[key] = partition
@@ -200,12 +199,11 @@ def collect(latest: dict[bytes | None, tuple[int, bytes | None]]) -> Stored:
             states[sensor] = (partition, decode_state(value))
         except ValueError as exc:
             log.warning("sensor %s: unusable state record (%s); starting fresh", sensor, exc)
-    for sensor, numbers in chunks.items():
-        if sensor in states:
-            partition, record = states[sensor]
+    for (sensor, partition), numbers in chunks.items():
+        # A sensor's chunks live in its record's partition; any elsewhere are left over.
+        if states.get(sensor, (None,))[0] == partition:
+            record = states[sensor][1]
             states[sensor] = (partition, msgspec.structs.replace(record, memory=numbers))
         else:
-            orphans.update(
-                {key: latest[key][0] for key in map(partial(memory_key, sensor), numbers)}
-            )
+            orphans.update(dict.fromkeys((memory_key(sensor, k) for k in numbers), partition))
     return Stored(states, orphans)

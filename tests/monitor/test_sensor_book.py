@@ -176,11 +176,15 @@ def test_chunks_without_a_usable_record_are_deleted_at_the_next_checkpoint(model
     assert orphaned
     topic[b"b"] = (0, b"not a state record")
     topic[memory_key("a", 99)] = (0, b"not a chunk either")
+    left_over = memory_key("a", max(monitor.live("a")))
+    topic[memory_key("a", 98)] = (1, topic[left_over][1])  # a's, but not in its partition
 
     restarted = Monitor(model, topic)
     assert restarted.book.restore(*collect(topic)) == 1
     sent = restarted.checkpoint()
-    assert {key for key, tomb in sent if tomb} == orphaned | {memory_key("a", 99)}
+    extra = {memory_key("a", 99), memory_key("a", 98)}
+    assert {key for key, tomb in sent if tomb} == orphaned | extra
+    assert restarted.partitions[memory_key("a", 98), True] == 1  # deleted where it is
     assert restarted.live("a") == monitor.live("a") and restarted.live("b") == set()
 
 
