@@ -166,13 +166,20 @@ class SensorBook:
             self._stale[memory_key(sensor, number)] = old
 
     def restore(
-        self, states: dict[str, tuple[int, StateRecord]], orphans: dict[bytes, int] | None = None
+        self,
+        states: dict[str, tuple[int, StateRecord]],
+        orphans: dict[bytes, int] | None = None,
+        between: Callable[[], bool] = lambda: True,
     ) -> int:
         """Restore sensors from their state records; return how many were usable. The
-        ``orphans`` (memory chunks without a usable record) are deleted at the next checkpoint."""
+        ``orphans`` (memory chunks without a usable record) are deleted at the next
+        checkpoint. ``between`` is called after each sensor; once it returns False the
+        rest are left out (their partition went to another monitor)."""
         self._stale.update(orphans or {})
         restored = 0
-        for sensor, (partition, record) in states.items():
+        for i, (sensor, (partition, record)) in enumerate(states.items()):
+            if i and not between():
+                break
             try:
                 self.pipeline.restore(sensor, record.pipeline, record.memory)
             except (StreamaeError, LookupError, TypeError, ValueError) as exc:

@@ -78,8 +78,9 @@ LAG_REFRESH_S = 5.0
 SWEEP_EVERY_S = 10.0
 #: Records waiting this long without any arriving makes the monitor look for a twin.
 STALL_CHECK_S = 20.0
-#: A restore that takes longer is warned about (half the time allowed between polls).
-RESTORE_WARN_S = MAX_POLL_INTERVAL_MS / 2000
+#: During a restore the group is polled (nothing read) at least this often: a quarter of
+#: the time a member may spend between polls before the group drops it.
+KEEP_ALIVE_S = MAX_POLL_INTERVAL_MS / 4000
 
 
 def _position(item: tuple[Record, str]) -> tuple[int, int]:
@@ -127,6 +128,7 @@ class Monitor:
         self.assigned: set[TopicPartition] = set()
         self.book = SensorBook(settings, self.pipeline, self.metrics)
         self._to_load: set[int] = set()  # partitions whose state is still to be restored
+        self._polled_at = time.monotonic()  # the last poll of the readings consumer
         # Since the last checkpoint: next offset per partition, Kafka timestamps of
         # the readings scored, alerts (the changed sensors are in the book).
         self._offsets: dict[TopicPartition, int] = {}
@@ -182,13 +184,22 @@ class Monitor:
             self._close()
 
     def step(self) -> None:
-        """One batch: poll → restore new partitions → sort → process → publish; and, once
+        """One batch: poll → sort → process → publish (after an assignment: the batch put
+        back, the new partitions' sensors restored, nothing processed); and, once
         ``checkpoint_interval_ms`` passed since the last one (exactly-once: always), a
         checkpoint. Raises the error of a checkpoint that failed inside this poll's
         rebalance hook (``handover``), for ``run`` to rewind."""
         consumer = self.clients.consumer
         with kafka_errors(self.settings, f"polling {self.settings.readings_topic}"):
             batch = consumer.poll(timeout_ms=self.settings.max_batch_wait_ms)
+        self._polled_at = time.monotonic()
+        if self._to_load and self._handover_error is None:
+            # The restore may poll the group (_keep_alive), and a rebalance there
+            # checkpoints: records taken but not yet processed would be committed.
+            # So the batch goes back, and the next poll returns it.
+            self._put_back(batch)
+            batch = {}
+            self._restore()
         read_to = self.read_to
         for tp, part in batch.items():
             self._resume.setdefault(tp, part[0].offset)
@@ -197,8 +208,6 @@ class Monitor:
         if self._handover_error is not None:
             # The rewind seeks back every partition polled, newly assigned ones too.
             raise self._handover_error
-        if self._to_load:
-            self._restore(self._to_load)
         records = [record for part in batch.values() for record in part]
         if records:
             self._process(records)
@@ -429,7 +438,7 @@ class Monitor:
                 else:
                     del self._resume[tp]
         self._to_load = {tp.partition for tp in self.assigned}
-        self._restore(self._to_load)
+        self._restore()
 
     # -- partitions and sensors ------------------------------------------------
     def handover(self, revoked: set[TopicPartition]) -> None:
@@ -482,34 +491,61 @@ class Monitor:
         self._to_load -= parts
         self.book.drop_partitions(parts)
 
-    def _restore(self, partitions: set[int]) -> None:
-        """Restore the sensors stored in state ``partitions`` (those still assigned)."""
-        partitions = set(partitions) & {tp.partition for tp in self.assigned}
-        if partitions:
-            started = time.monotonic()
-            restored = self.book.restore(*self._state.read(partitions))
-            took = time.monotonic() - started
+    def _restore(self) -> None:
+        """Restore the sensors stored in the state partitions still to load, one partition
+        at a time. Long restores poll the group meanwhile (``_keep_alive``); a partition
+        taken away there is left, one newly assigned is loaded too."""
+        started, restored, loaded = time.monotonic(), 0, []
+        while todo := self._to_load & self._owned():
+            partition = min(todo)
+
+            def still_owned(partition: int = partition) -> bool:
+                self._keep_alive()
+                return partition in self._owned()
+
+            stored = self._state.read({partition}, between=still_owned)
+            if partition in self._owned():  # not taken away while reading
+                restored += self.book.restore(*stored, between=still_owned)
+                loaded.append(partition)
+            self._to_load.discard(partition)
+        self._to_load.clear()  # what is left is no longer this monitor's
+        if loaded:
             log.info(
                 "restored %d sensor(s) from %s partition(s) %s in %.1f s",
                 restored,
                 self.settings.state_topic,
-                ", ".join(map(str, sorted(partitions))),
-                took,
+                ", ".join(map(str, sorted(loaded))),
+                time.monotonic() - started,
             )
-            if took > RESTORE_WARN_S:
-                # The group counts the restore as time between polls: over the limit,
-                # the member is dropped mid-restore and rebalances, and restores again.
-                log.warning(
-                    "restoring %d sensor(s) took %.0f s, over half the %.0f s a member may "
-                    "spend between polls: with more sensors this monitor would leave its "
-                    "group while restoring; run more monitors in the group%s",
-                    restored,
-                    took,
-                    MAX_POLL_INTERVAL_MS / 1000,
-                    " or a smaller sensor_memory" if self.settings.sensor_memory else "",
-                )
-        self._to_load -= partitions
         self._unstall()  # a long restore is not a stall
+
+    def _owned(self) -> set[int]:
+        return {tp.partition for tp in self.assigned}
+
+    def _keep_alive(self) -> None:
+        """Poll the group if ``KEEP_ALIVE_S`` passed since the last poll, with every partition
+        paused: the group does not drop a member that restores for long, and a rebalance
+        may run (``handover``, ``reassigned``, ``drop``). Reads nothing."""
+        if time.monotonic() - self._polled_at < KEEP_ALIVE_S:
+            return
+        consumer = self.clients.consumer
+        with kafka_errors(self.settings, f"polling group {self.settings.group_id}"):
+            paused = consumer.assignment()
+            consumer.pause(*paused)
+            try:
+                batch = consumer.poll(timeout_ms=self.settings.max_batch_wait_ms)
+            finally:
+                consumer.resume(*(paused & consumer.assignment()))
+            self._polled_at = time.monotonic()
+            self._put_back(batch)  # of partitions assigned in that poll, so not paused
+        if self._handover_error is not None:
+            raise self._handover_error
+
+    def _put_back(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Seek back to the first record of each partition in ``batch``: not taken."""
+        with kafka_errors(self.settings, f"seeking back in {self.settings.readings_topic}"):
+            for tp, part in batch.items():
+                self.clients.consumer.seek(tp, part[0].offset)
 
     def _sweep(self) -> None:
         """Evict idle sensors, every ``SWEEP_EVERY_S`` (see ``SensorBook.evict_idle``)."""

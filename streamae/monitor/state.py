@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import msgspec
@@ -123,8 +123,9 @@ class StateReader:
         self.settle_s = settle_s
         self.exactly_once = settings.delivery == "exactly-once"
 
-    def read(self, partitions: Iterable[int]) -> Stored:
-        """What the state ``partitions`` hold (``collect``)."""
+    def read(self, partitions: Iterable[int], between: Callable[[], bool] = lambda: True) -> Stored:
+        """What the state ``partitions`` hold (``collect``). ``between`` is called after
+        each poll; once it returns False the read stops and returns nothing."""
         topic = self.settings.state_topic
         tps = [TopicPartition(topic, p) for p in sorted(set(partitions))]
         if not tps:
@@ -133,15 +134,21 @@ class StateReader:
         consumer = self.consumer
         with kafka_errors(self.settings, f"reading the state topic {topic}"):
             consumer.assign(tps)
-            consumer.seek_to_beginning(*tps)
-            deadline = time.monotonic() + self.settle_s
-            while True:
-                ends = consumer.end_offsets(tps)
-                while any(position(consumer, tp) < ends[tp] for tp in tps):
-                    self._poll(latest)
-                if self._settled(tps, latest, deadline):
-                    break
-            consumer.assign([])
+            try:
+                consumer.seek_to_beginning(*tps)
+                deadline = time.monotonic() + self.settle_s
+                while True:
+                    ends = consumer.end_offsets(tps)
+                    while any(position(consumer, tp) < ends[tp] for tp in tps):
+                        self._poll(latest)
+                        if not between():
+                            return Stored({}, {})
+                    if self._settled(tps, latest, deadline):
+                        break
+                    if not between():
+                        return Stored({}, {})
+            finally:
+                consumer.assign([])
         return collect(latest)
 
     def _poll(self, latest: dict[bytes, tuple[int, bytes | None]]) -> None:

@@ -209,3 +209,21 @@ def test_a_sensor_whose_readings_move_partition_takes_its_whole_state_along(mode
     assert restarted.book.restore(*collect(topic)) == 1
     after = readings("a", 301, 340)
     assert restarted.feed(after) == monitor.feed(after)
+
+
+def test_a_restore_asks_between_sensors_whether_to_go_on_and_stops_when_told(model):
+    """The monitor polls its group between sensors of a long restore; a partition taken
+    away there ends the restore of its sensors."""
+    topic: dict = {}
+    monitor = Monitor(model, topic)
+    monitor.feed(readings("abc", 0, 100))
+    monitor.checkpoint()
+    asked = []
+
+    def between() -> bool:
+        asked.append(len(restarted.book.sensors))
+        return len(asked) < 2
+
+    restarted = Monitor(model, dict(topic))
+    assert restarted.book.restore(*collect(topic), between=between) == 2
+    assert asked == [1, 2] and len(restarted.book.sensors) == 2
