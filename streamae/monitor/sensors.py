@@ -173,8 +173,8 @@ class SensorBook:
     ) -> int:
         """Restore sensors from their state records; return how many were usable. The
         ``orphans`` (memory chunks without a usable record) are deleted at the next
-        checkpoint. ``between`` is called after each sensor; once it returns False the
-        rest are left out (their partition went to another monitor)."""
+        checkpoint. ``between`` is called before each sensor but the first; once it
+        returns False the rest are left out (their partition went to another monitor)."""
         self._stale.update(orphans or {})
         restored = 0
         for i, (sensor, (partition, record)) in enumerate(states.items()):

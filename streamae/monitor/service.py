@@ -2,10 +2,13 @@
 
 Kafka is an adapter around ``Pipeline``. Each batch is::
 
-    poll → (restore the state of newly assigned partitions) → sort records
-         → pipeline.process → send scores, alerts, dead letters
+    poll → sort records → pipeline.process → send scores, alerts, dead letters
 
-and every ``checkpoint_interval_ms`` (exactly-once: every batch) a checkpoint
+except after partitions were assigned: then the batch goes back (the next poll
+returns it) and the state of the new partitions is restored first, the group
+polled meanwhile with every partition paused (a long restore stays in the group).
+
+Every ``checkpoint_interval_ms`` (exactly-once: every batch) a checkpoint
 makes the batches since the last one durable: results, then the state of every
 sensor they changed (compacted state topic, one record per sensor however many
 batches changed it), then the consumed offsets —
@@ -78,9 +81,10 @@ LAG_REFRESH_S = 5.0
 SWEEP_EVERY_S = 10.0
 #: Records waiting this long without any arriving makes the monitor look for a twin.
 STALL_CHECK_S = 20.0
-#: During a restore the group is polled (nothing read) at least this often: a quarter of
-#: the time a member may spend between polls before the group drops it.
-KEEP_ALIVE_S = MAX_POLL_INTERVAL_MS / 4000
+#: During a restore the group is polled (nothing read) this often: far within the time a
+#: member may spend between polls, and a rebalance other members start waits at most
+#: this long for this one to rejoin.
+KEEP_ALIVE_S = 2.0
 
 
 def _position(item: tuple[Record, str]) -> tuple[int, int]:
@@ -129,6 +133,11 @@ class Monitor:
         self.book = SensorBook(settings, self.pipeline, self.metrics)
         self._to_load: set[int] = set()  # partitions whose state is still to be restored
         self._polled_at = time.monotonic()  # the last poll of the readings consumer
+        # A rebalance began (partitions revoked or lost) and no assignment came yet; and
+        # how often each partition left this member (a restore of one that left stops).
+        self._joining = False
+        self._left: dict[int, int] = {}
+        self._stop = threading.Event()  # run's: a restore stops early too
         # Since the last checkpoint: next offset per partition, Kafka timestamps of
         # the readings scored, alerts (the changed sensors are in the book).
         self._offsets: dict[TopicPartition, int] = {}
@@ -157,7 +166,7 @@ class Monitor:
     # -- the loop ------------------------------------------------------------
     def run(self, stop: threading.Event | None = None, max_runtime_s: float | None = None) -> None:
         """Consume until ``stop`` is set or ``max_runtime_s`` passes; checkpoint; close."""
-        stop = stop or threading.Event()
+        stop = self._stop = stop or threading.Event()
         deadline = math.inf if max_runtime_s is None else time.monotonic() + max_runtime_s
         self._connect()
         try:
@@ -451,6 +460,7 @@ class Monitor:
         rewinds to the last checkpoint (kafka-python keeps the positions of the
         partitions this member keeps, past what was not made durable).
         """
+        self._joining = True
         if self._failed or not (self._offsets or self.delivery.pending or self._underway):
             return
         if self._handover_error is not None:
@@ -470,6 +480,8 @@ class Monitor:
         gone = {tp.partition for tp in self.assigned - assigned}
         added = {tp.partition for tp in assigned - self.assigned}
         self.assigned = set(assigned)
+        self._joining = False
+        self._count_left(gone)
         if moved := self.book.drop_partitions(gone):
             log.info("forgot %d sensor(s) now owned by another monitor", moved)
         self._to_load = (self._to_load - gone) | added
@@ -483,6 +495,8 @@ class Monitor:
         """Evicted from the group: discard state and uncommitted offsets of ``lost``."""
         self.assigned -= lost
         parts = {tp.partition for tp in lost}
+        self._joining = True
+        self._count_left(parts)
         for tp in lost:
             self._offsets.pop(tp, None)
             self._resume.pop(tp, None)
@@ -493,21 +507,26 @@ class Monitor:
 
     def _restore(self) -> None:
         """Restore the sensors stored in the state partitions still to load, one partition
-        at a time. Long restores poll the group meanwhile (``_keep_alive``); a partition
-        taken away there is left, one newly assigned is loaded too."""
+        at a time. Long restores poll the group meanwhile (``_keep_alive``): a partition
+        taken away there is left (given back, it is loaded again), one newly assigned
+        is loaded too."""
         started, restored, loaded = time.monotonic(), 0, []
         while todo := self._to_load & self._owned():
             partition = min(todo)
+            left = self._left.get(partition, 0)
 
-            def still_owned(partition: int = partition) -> bool:
+            def kept(partition: int = partition, left: int = left) -> bool:
                 self._keep_alive()
-                return partition in self._owned()
+                return self._left.get(partition, 0) == left and not self._stop.is_set()
 
-            stored = self._state.read({partition}, between=still_owned)
-            if partition in self._owned():  # not taken away while reading
-                restored += self.book.restore(*stored, between=still_owned)
+            stored = self._state.read({partition}, between=kept)
+            count = self.book.restore(*stored, between=kept) if kept() else 0
+            if self._stop.is_set():
+                return  # the monitor stops: nothing more is processed
+            if self._left.get(partition, 0) == left:  # its sensors are all there
+                restored += count
                 loaded.append(partition)
-            self._to_load.discard(partition)
+                self._to_load.discard(partition)
         self._to_load.clear()  # what is left is no longer this monitor's
         if loaded:
             log.info(
@@ -522,24 +541,38 @@ class Monitor:
     def _owned(self) -> set[int]:
         return {tp.partition for tp in self.assigned}
 
+    def _count_left(self, partitions: set[int]) -> None:
+        for partition in partitions:
+            self._left[partition] = self._left.get(partition, 0) + 1
+
     def _keep_alive(self) -> None:
-        """Poll the group if ``KEEP_ALIVE_S`` passed since the last poll, with every partition
-        paused: the group does not drop a member that restores for long, and a rebalance
-        may run (``handover``, ``reassigned``, ``drop``). Reads nothing."""
+        """Poll the group, every partition paused, if ``KEEP_ALIVE_S`` passed since the last
+        poll: the group does not drop a member that restores for long. A rebalance may
+        run there (``handover``, ``reassigned``, ``drop``); once one began, poll on until
+        its assignment came (or the group's time for it ran out): kafka-python sends no
+        heartbeats while this member joins. Reads nothing; carries on a staged checkpoint."""
         if time.monotonic() - self._polled_at < KEEP_ALIVE_S:
             return
         consumer = self.clients.consumer
+        deadline = time.monotonic() + MAX_POLL_INTERVAL_MS / 1000
+        timeout_ms = 0
         with kafka_errors(self.settings, f"polling group {self.settings.group_id}"):
-            paused = consumer.assignment()
-            consumer.pause(*paused)
-            try:
-                batch = consumer.poll(timeout_ms=self.settings.max_batch_wait_ms)
-            finally:
-                consumer.resume(*(paused & consumer.assignment()))
-            self._polled_at = time.monotonic()
-            self._put_back(batch)  # of partitions assigned in that poll, so not paused
+            while True:
+                paused = consumer.assignment()
+                consumer.pause(*paused)
+                try:
+                    batch = consumer.poll(timeout_ms=timeout_ms)
+                finally:
+                    consumer.resume(*(paused & consumer.assignment()))
+                self._polled_at = time.monotonic()
+                self._put_back(batch)  # of partitions assigned in that poll, so not paused
+                if not self._joining or self._polled_at > deadline:
+                    break
+                timeout_ms = self.settings.max_batch_wait_ms
         if self._handover_error is not None:
             raise self._handover_error
+        if self._underway is not None:
+            self._advance()
 
     def _put_back(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         """Seek back to the first record of each partition in ``batch``: not taken."""

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import collections
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from kafka import TopicPartition
 
+from streamae.config import Settings
 from streamae.detectors.zscore import ZScoreDetector
 from streamae.messages import Reading, decode_score
 from streamae.monitor import connect, service
 from streamae.monitor.service import Monitor
-from streamae.monitor.state import decode_state, encode_state
+from streamae.monitor.state import StateRecord, Stored, decode_state, encode_state
 from streamae.pipeline import Pipeline
 
 from .conftest import monitor_thread
@@ -85,6 +89,70 @@ def test_state_lives_in_the_partition_number_of_the_sensors_readings(monitor_set
     assert max(sizes) < 500 * 8 * 4 / 3 + 2000
 
 
+class RebalancingConsumer:
+    """The group consumer as a restore sees it: each poll may run a rebalance's hooks."""
+
+    def __init__(self, monitor: Monitor, partitions: set[TopicPartition]) -> None:
+        self.monitor = monitor
+        self.partitions = partitions
+        self.rebalances: list[str] = []  # each poll runs the next one
+        self.paused: set[TopicPartition] = set()
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.monitor.assigned)
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.paused.update(tps)
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self.paused.difference_update(tps)
+
+    def poll(self, timeout_ms: int) -> dict:
+        assert self.paused == self.monitor.assigned  # nothing is read during a restore
+        if self.rebalances and self.rebalances.pop(0) == "lost and given back":
+            self.monitor.drop(set(self.partitions))
+            self.monitor.reassigned(set(self.partitions))
+        return {}
+
+
+class StoredState:
+    """The state reader: the sensors stored in partition 0, and how often it was read."""
+
+    def __init__(self, stored) -> None:
+        self.stored = stored
+        self.reads = 0
+
+    def read(self, partitions, between):
+        assert set(partitions) == {0}
+        self.reads += 1
+        return self.stored
+
+
+def test_a_partition_lost_and_given_back_during_its_restore_is_restored_again_in_full(
+    monkeypatch,
+):
+    """A rebalance inside a restore's group poll takes partition 0 away and gives it back:
+    the sensors restored so far were forgotten with it, so its restore starts again
+    rather than carrying on with the rest only."""
+    detector = ZScoreDetector(("value",), 4, [0.0], [1.0], np.linspace(0.5, 1.5, 50))
+    settings = Settings(state_topic="state")
+    sensors = ["a", "b", "c"]
+    pipeline = Pipeline(settings, detector)
+    pipeline.process([Reading(s, ts, {"value": 0.1}) for ts in range(6) for s in sensors])
+    stored = Stored({s: (0, StateRecord(5, pipeline.snapshot(s))) for s in sensors}, {})
+    monitor = Monitor(settings, detector)
+    partition = {TopicPartition(settings.readings_topic, 0)}
+    consumer = RebalancingConsumer(monitor, partition)
+    consumer.rebalances = ["none", "lost and given back"]  # after the first sensor
+    monitor.clients, monitor._state = SimpleNamespace(consumer=consumer), StoredState(stored)
+    monitor.assigned, monitor._to_load = set(partition), {0}
+    monkeypatch.setattr(service, "KEEP_ALIVE_S", 0.0)  # poll the group between all sensors
+
+    monitor._restore()
+    assert monitor._state.reads == 2
+    assert sorted(monitor.book.sensors) == sensors and not monitor._to_load
+
+
 @pytest.mark.kafka
 def test_a_restore_longer_than_the_group_allows_between_polls_keeps_the_member(
     monitor_settings, kio, monkeypatch, caplog
@@ -130,6 +198,62 @@ def test_a_restore_longer_than_the_group_allows_between_polls_keeps_the_member(
     )
     uninterrupted = {(s.sensor_id, s.ts): (s.score, s.threshold) for s in expected}
     assert {(s.sensor_id, s.ts): (s.score, s.threshold) for s in scores} == uninterrupted
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("delivery", ["at-least-once", "exactly-once"])
+def test_a_member_joining_during_a_long_restore_takes_its_share_and_nothing_is_lost(
+    monitor_settings, kio, monkeypatch, caplog, delivery
+):
+    """While the first monitor restores, each sensor slowed down past what the group allows
+    between polls (8 s here), a second one joins: the rebalance runs inside the first
+    one's restore, the partitions split, each side restores its own, nobody is dropped
+    from the group, and every window is scored as an uninterrupted run scores it (once,
+    exactly-once)."""
+    settings = monitor_settings.replace(**ALERT_SETTINGS, delivery=delivery)
+    committed = delivery == "exactly-once"
+    run = spike_run(SPEC, streamed=300)
+    half = len(run.readings) // 2
+    kio.create_topic(settings.readings_topic, 4)
+    kio.produce_readings(run.readings[:half])
+    with monitor_thread(settings.replace(instance_id="first"), SPEC.registry()):
+        kio.wait_consumed(settings.group_id, settings.readings_topic)
+
+    monkeypatch.setattr(connect, "SESSION_TIMEOUT_MS", 6_000)  # the broker's least
+    monkeypatch.setattr(connect, "MAX_POLL_INTERVAL_MS", 8_000)
+    restore = Pipeline.restore
+
+    def slow_restore(self, *args, **kwargs):
+        time.sleep(2.0)  # 8 sensors: 16 s, twice the group's limit
+        return restore(self, *args, **kwargs)
+
+    monkeypatch.setattr(Pipeline, "restore", slow_restore)
+    kio.produce_readings(run.readings[half:])
+    caplog.clear()
+    with monitor_thread(settings.replace(instance_id="first"), SPEC.registry()) as first:
+        deadline = time.monotonic() + 30
+        while not first.book.sensors:
+            assert time.monotonic() < deadline, "the first monitor restored no sensor"
+            time.sleep(0.1)
+        with monitor_thread(settings.replace(instance_id="second"), SPEC.registry()) as second:
+            kio.wait_consumed(settings.group_id, settings.readings_topic, timeout_s=120)
+            shares = (len(first.assigned), len(second.assigned))
+            restored = (first.metrics.totals()["restored"], second.metrics.totals()["restored"])
+    scores = [decode_score(r.value) for r in kio.read(settings.scores_topic, committed=committed)]
+    per_window = collections.Counter((s.sensor_id, s.ts) for s in scores)
+    expected = Pipeline(settings, SPEC.registry()).process(run.readings).scores
+    print(
+        f"\n{delivery}, a member joining mid-restore: partitions split {shares}, sensors "
+        f"restored {restored}; {len(scores)} scores for {len(expected)} windows"
+    )
+    assert shares[0] and shares[1] and sum(shares) == 4
+    assert "partitions lost" not in caplog.text
+    assert "poll timeout has expired" not in caplog.text
+    assert set(per_window) == {(s.sensor_id, s.ts) for s in expected}
+    if committed:
+        assert max(per_window.values()) == 1
+    uninterrupted = {(s.sensor_id, s.ts): (s.score, s.threshold) for s in expected}
+    assert all((s.score, s.threshold) == uninterrupted[s.sensor_id, s.ts] for s in scores)
 
 
 def read_scores(kio, settings):
