@@ -4,7 +4,9 @@
 Gives SENSORS sensors a full memory (4096 codes joined and 2000 waiting, latent 16:
 the shipped profile's sizes), writes their state to a local broker's state topic
 as a monitor's checkpoint does, times a steady checkpoint (one new code each) and
-a restore by a second monitor. Starts its own Kafka broker in a temporary folder
+a restore, first alone, then by a monitor in its consumer group (the group drops a
+member that does not poll for 60 s: one with thousands of such sensors restores
+for longer and must stay). Starts its own Kafka broker in a temporary folder
 (127.0.0.1 only). Run with the project's venv:
 
     .venv/bin/python scripts/memory_checkpoint_bench.py --sensors 200
@@ -13,7 +15,9 @@ a restore by a second monitor. Starts its own Kafka broker in a temporary folder
 from __future__ import annotations
 
 import argparse
+import logging
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -24,9 +28,10 @@ from streamae.config import Settings
 from streamae.detectors.base import Detector
 from streamae.kafka.broker import LocalBroker, free_port
 from streamae.kafka.clients import ensure_topics, make_consumer, make_producer
-from streamae.messages import Reading
+from streamae.messages import Reading, encode_reading
 from streamae.monitor.metrics import MonitorMetrics
 from streamae.monitor.sensors import SensorBook, Tracked
+from streamae.monitor.service import Monitor
 from streamae.monitor.state import StateReader
 from streamae.pipeline import Pipeline
 from streamae.tables import SensorSeries
@@ -134,8 +139,63 @@ def main() -> None:
                 f"restore: {done} sensors in {total_s:.1f} s ({read_s:.1f} s reading), "
                 f"{1e3 * total_s / count:.0f} ms per sensor; every memory as written: {same}"
             )
+            restore_in_group(settings, detector, sensors)
         finally:
             broker.stop()
+
+
+class Assignments(logging.Handler):
+    """Counts the partition assignments a monitor logs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += record.getMessage().startswith("partitions assigned")
+
+
+def restore_in_group(settings: Settings, detector: Detector, sensors: list[str]) -> None:
+    """A monitor joins a group, restores every sensor, then scores one new reading each."""
+    settings = settings.replace(
+        readings_topic="memory-checkpoint-bench-readings",
+        group_id="memory-checkpoint-bench",
+        metrics_port=0,
+    )
+    ensure_topics(settings, {settings.readings_topic: PARTITIONS})
+    producer = make_producer(settings)
+    for i, sensor in enumerate(sensors):
+        reading = Reading(sensor, 32_000, {"value": 0.0})  # the window's next reading
+        producer.send(
+            settings.readings_topic,
+            key=sensor.encode(),
+            value=encode_reading(reading),
+            partition=i % PARTITIONS,  # where its state is
+        )
+    producer.flush()
+    producer.close()
+    assignments = Assignments()
+    logging.getLogger("streamae.monitor.rebalance").addHandler(assignments)
+    logging.getLogger("streamae.monitor.rebalance").setLevel(logging.INFO)
+    monitor = Monitor(settings, detector, from_beginning=True)
+    stop = threading.Event()
+    thread = threading.Thread(target=monitor.run, args=(stop,), daemon=True)
+    started = time.perf_counter()
+    thread.start()
+    deadline = started + 120 + len(sensors)  # far over the ~30 ms a sensor takes
+    while monitor.metrics.totals()["windows"] < len(sensors) and thread.is_alive():
+        if time.perf_counter() > deadline:
+            break
+        time.sleep(0.2)
+    took = time.perf_counter() - started
+    totals = monitor.metrics.totals()
+    stop.set()
+    thread.join(60)
+    print(
+        f"restore by a monitor in its group: {totals['restored']:.0f} sensors restored and "
+        f"{totals['windows']:.0f} windows scored after it in {took:.1f} s; partitions "
+        f"assigned {assignments.count} time(s) (1: it stayed in its group)"
+    )
 
 
 if __name__ == "__main__":

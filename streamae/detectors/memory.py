@@ -20,9 +20,7 @@ judged normal while it streams.
 from __future__ import annotations
 
 import base64
-import itertools
 import secrets
-from collections import deque
 from typing import Any
 
 import numpy as np
@@ -98,7 +96,7 @@ class SensorMemory:
         self.generation = secrets.token_hex(8)
         self._ring = torch.empty(0, latent, device=self.device)
         self._ring_windows = np.zeros(size, dtype=np.int64)  # each slot's window index
-        self._waiting: deque[tuple[int, torch.Tensor]] = deque()  # (window index, code)
+        self._waiting = _Queue(latent, self.device)  # normal codes not joined yet
         self._saved = 0  # codes a checkpoint holds (``changes``)
         self._dropped = 0  # chunks before this one were dropped from the checkpoint
 
@@ -109,24 +107,21 @@ class SensorMemory:
     def add(self, code: torch.Tensor, normal: bool) -> None:
         """Record the sensor's next scored window: its code, and whether it was judged normal."""
         if normal:
-            # A copy: the code is a row of a whole batch's codes, which it would keep alive.
-            self._waiting.append((self.scored, code.clone()))
+            self._waiting.append(self.scored, code)
             self.added += 1
         self.scored += 1
         if self.scored % self.block == 0:
-            due = []
-            while self._waiting and self._waiting[0][0] + self.delay <= self.scored:
-                due.append(self._waiting.popleft())
-            if due:
-                self._remember([window for window, _ in due], torch.stack([c for _, c in due]))
+            windows, codes = self._waiting.pop_until(self.scored - self.delay)
+            if len(windows):
+                self._remember(windows, codes)
 
-    def _remember(self, windows: list[int], codes: torch.Tensor) -> None:
+    def _remember(self, windows: np.ndarray, codes: torch.Tensor) -> None:
         # Code n goes to slot n % size: of more than ``size`` at once, the newest ``size``.
         if len(self._ring) == 0:
             self._ring = codes.new_empty(self.size, codes.shape[1])
         count = len(codes)
         keep = min(count, self.size)
-        self._put(self.joined + count - keep, codes[-keep:], np.asarray(windows[-keep:]))
+        self._put(self.joined + count - keep, codes[-keep:], windows[-keep:])
         self.joined += count
 
     def _put(self, first: int, codes: torch.Tensor, windows: np.ndarray) -> None:
@@ -200,8 +195,8 @@ class SensorMemory:
         self.generation, self.scored, self.added, self.joined = generation, scored, added, joined
         self._ring = torch.empty(self.size if joined else 0, self.latent, device=self.device)
         self._put(low, held[: joined - low], windows[: joined - low])
-        waiting = held[joined - low :].clone()  # not a view of the ring's codes too
-        self._waiting = deque(zip(windows[joined - low :].tolist(), waiting, strict=True))
+        self._waiting = _Queue(self.latent, self.device)
+        self._waiting.extend(windows[joined - low :], held[joined - low :])
         self._saved, self._dropped = added, low // CHUNK
 
     def _low(self) -> int:
@@ -212,18 +207,73 @@ class SensorMemory:
         stop = min((k + 1) * CHUNK, self.added)
         joined = min(stop, self.joined)
         spans = self._spans(first, joined)
-        codes = [self._ring[a:b] for a, b, _ in spans]
-        windows = [self._ring_windows[a:b].tolist() for a, b, _ in spans]
-        waiting = list(itertools.islice(self._waiting, max(first, joined) - joined, stop - joined))
-        codes += [code[None] for _, code in waiting]
-        windows.append([window for window, _ in waiting])
+        waiting_windows, waiting_codes = self._waiting.span(
+            max(first, joined) - joined, stop - joined
+        )
+        codes = [self._ring[a:b] for a, b, _ in spans] + [waiting_codes]
+        windows = [self._ring_windows[a:b] for a, b, _ in spans] + [waiting_windows]
         raw = torch.cat(codes).cpu().numpy().astype(np.float32)
         return {
             "generation": self.generation,
             "first": first,
-            "windows": list(itertools.chain.from_iterable(windows)),
+            "windows": np.concatenate(windows).tolist(),
             "codes": base64.b64encode(raw.tobytes()).decode("ascii"),
         }
+
+
+class _Queue:
+    """Codes and their window numbers, oldest first, in two growing arrays (a tensor per
+    code would cost ~0.8 kB each; a sensor may hold thousands waiting)."""
+
+    def __init__(self, latent: int, device: torch.device) -> None:
+        self._codes = torch.empty(0, latent, device=device)
+        self._windows = np.zeros(0, np.int64)
+        self._head = self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def append(self, window: int, code: torch.Tensor) -> None:
+        if self._head + self._count == len(self._windows):
+            self.extend(np.array([window], np.int64), code[None])
+            return
+        self._codes[self._head + self._count] = code  # a copy into the queue's storage
+        self._windows[self._head + self._count] = window
+        self._count += 1
+
+    def extend(self, windows: np.ndarray, codes: torch.Tensor) -> None:
+        """Add ``codes`` (copied) with their window numbers, newest last."""
+        count = self._count + len(windows)
+        if self._head + count > len(self._windows):
+            # Move what is held to the front (about once per block of windows, as many
+            # leave as join), into arrays twice the size when it does not fit.
+            capacity = max(len(self._windows), 64)
+            while count > capacity:
+                capacity *= 2
+            held = slice(self._head, self._head + self._count)
+            new_codes = self._codes.new_empty(capacity, self._codes.shape[1])
+            new_codes[: self._count] = self._codes[held]
+            new_windows = np.zeros(capacity, np.int64)
+            new_windows[: self._count] = self._windows[held]
+            self._codes, self._windows, self._head = new_codes, new_windows, 0
+        tail = slice(self._head + self._count, self._head + count)
+        self._codes[tail] = codes
+        self._windows[tail] = windows
+        self._count = count
+
+    def pop_until(self, window: int) -> tuple[np.ndarray, torch.Tensor]:
+        """Take out the codes of windows up to ``window`` (copies, oldest first)."""
+        held = self._windows[self._head : self._head + self._count]
+        taken = int(np.searchsorted(held, window, side="right"))
+        windows, codes = self.span(0, taken)
+        self._head += taken
+        self._count -= taken
+        return windows.copy(), codes.clone()
+
+    def span(self, start: int, stop: int) -> tuple[np.ndarray, torch.Tensor]:
+        """Views of the window numbers and codes ``start`` to ``stop - 1``, oldest = 0."""
+        held = slice(self._head + start, self._head + max(start, stop))
+        return self._windows[held], self._codes[held]
 
 
 def _read_chunks(

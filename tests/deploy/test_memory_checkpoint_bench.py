@@ -26,3 +26,8 @@ def test_the_memory_checkpoint_bench_restores_every_memory_as_written():
     assert re.search(r"steady checkpoint \(one new code per sensor\): 6 records", result.stdout)
     assert "restore: 3 sensors" in result.stdout
     assert "every memory as written: True" in result.stdout
+    assert re.search(
+        r"restore by a monitor in its group: 3 sensors restored and 3 windows scored after it "
+        r"in [\d.]+ s; partitions assigned 1 time",
+        result.stdout,
+    )
