@@ -179,10 +179,18 @@ def restore_in_group(settings: Settings, detector: Detector, sensors: list[str])
     logging.getLogger("streamae.monitor.rebalance").setLevel(logging.INFO)
     monitor = Monitor(settings, detector, from_beginning=True)
     stop = threading.Event()
-    thread = threading.Thread(target=monitor.run, args=(stop,), daemon=True)
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            monitor.run(stop)
+        except BaseException as exc:  # raised again below, on the main thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
     started = time.perf_counter()
     thread.start()
-    deadline = started + 120 + len(sensors)  # far over the ~30 ms a sensor takes
+    deadline = started + 120 + len(sensors)  # far over the ~11 ms a sensor takes
     while monitor.metrics.totals()["windows"] < len(sensors) and thread.is_alive():
         if time.perf_counter() > deadline:
             break
@@ -191,6 +199,8 @@ def restore_in_group(settings: Settings, detector: Detector, sensors: list[str])
     totals = monitor.metrics.totals()
     stop.set()
     thread.join(60)
+    if failed:
+        raise failed[0]
     print(
         f"restore by a monitor in its group: {totals['restored']:.0f} sensors restored and "
         f"{totals['windows']:.0f} windows scored after it in {took:.1f} s; partitions "

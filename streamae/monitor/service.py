@@ -81,9 +81,10 @@ LAG_REFRESH_S = 5.0
 SWEEP_EVERY_S = 10.0
 #: Records waiting this long without any arriving makes the monitor look for a twin.
 STALL_CHECK_S = 20.0
-#: During a restore the group is polled (nothing read) this often: far within the time a
-#: member may spend between polls, and a rebalance other members start waits at most
-#: this long for this one to rejoin.
+#: During a restore the group is polled (nothing read) once this long passed, checked
+#: between two sensors and two reads of the state topic: far within the time a member
+#: may spend between polls, and a rebalance other members start waits about this
+#: long for this one to rejoin.
 KEEP_ALIVE_S = 2.0
 
 
@@ -516,8 +517,10 @@ class Monitor:
             left = self._left.get(partition, 0)
 
             def kept(partition: int = partition, left: int = left) -> bool:
+                if self._stop.is_set():
+                    return False
                 self._keep_alive()
-                return self._left.get(partition, 0) == left and not self._stop.is_set()
+                return self._left.get(partition, 0) == left
 
             stored = self._state.read({partition}, between=kept)
             count = self.book.restore(*stored, between=kept) if kept() else 0
@@ -566,7 +569,7 @@ class Monitor:
                     consumer.resume(*(paused & consumer.assignment()))
                 self._polled_at = time.monotonic()
                 self._put_back(batch)  # of partitions assigned in that poll, so not paused
-                if not self._joining or self._polled_at > deadline:
+                if not self._joining or self._polled_at > deadline or self._stop.is_set():
                     break
                 timeout_ms = self.settings.max_batch_wait_ms
         if self._handover_error is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import math
 import time
 from types import SimpleNamespace
 
@@ -97,6 +98,7 @@ class RebalancingConsumer:
         self.partitions = partitions
         self.rebalances: list[str] = []  # each poll runs the next one
         self.paused: set[TopicPartition] = set()
+        self.polls = 0
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.monitor.assigned)
@@ -109,8 +111,14 @@ class RebalancingConsumer:
 
     def poll(self, timeout_ms: int) -> dict:
         assert self.paused == self.monitor.assigned  # nothing is read during a restore
-        if self.rebalances and self.rebalances.pop(0) == "lost and given back":
+        self.polls += 1
+        step = self.rebalances.pop(0) if self.rebalances else "none"
+        if step == "lost and given back":
             self.monitor.drop(set(self.partitions))
+            self.monitor.reassigned(set(self.partitions))
+        elif step == "revoked":  # a rebalance begins; its assignment comes in a later poll
+            self.monitor.handover(set(self.partitions))
+        elif step == "assigned":
             self.monitor.reassigned(set(self.partitions))
         return {}
 
@@ -128,29 +136,52 @@ class StoredState:
         return self.stored
 
 
+SENSORS = ["a", "b", "c"]
+
+
+def restoring_monitor(rebalances: list[str]) -> tuple[Monitor, RebalancingConsumer]:
+    """A monitor about to restore partition 0, which stores ``SENSORS``; its group consumer
+    runs ``rebalances`` at its polls."""
+    detector = ZScoreDetector(("value",), 4, [0.0], [1.0], np.linspace(0.5, 1.5, 50))
+    settings = Settings(state_topic="state")
+    pipeline = Pipeline(settings, detector)
+    pipeline.process([Reading(s, ts, {"value": 0.1}) for ts in range(6) for s in SENSORS])
+    stored = Stored({s: (0, StateRecord(5, pipeline.snapshot(s))) for s in SENSORS}, {})
+    monitor = Monitor(settings, detector)
+    partition = {TopicPartition(settings.readings_topic, 0)}
+    consumer = RebalancingConsumer(monitor, partition)
+    consumer.rebalances = rebalances
+    monitor.clients, monitor._state = SimpleNamespace(consumer=consumer), StoredState(stored)
+    monitor.delivery = SimpleNamespace(pending=False)  # nothing to hand over
+    monitor.assigned, monitor._to_load = set(partition), {0}
+    return monitor, consumer
+
+
 def test_a_partition_lost_and_given_back_during_its_restore_is_restored_again_in_full(
     monkeypatch,
 ):
     """A rebalance inside a restore's group poll takes partition 0 away and gives it back:
     the sensors restored so far were forgotten with it, so its restore starts again
     rather than carrying on with the rest only."""
-    detector = ZScoreDetector(("value",), 4, [0.0], [1.0], np.linspace(0.5, 1.5, 50))
-    settings = Settings(state_topic="state")
-    sensors = ["a", "b", "c"]
-    pipeline = Pipeline(settings, detector)
-    pipeline.process([Reading(s, ts, {"value": 0.1}) for ts in range(6) for s in sensors])
-    stored = Stored({s: (0, StateRecord(5, pipeline.snapshot(s))) for s in sensors}, {})
-    monitor = Monitor(settings, detector)
-    partition = {TopicPartition(settings.readings_topic, 0)}
-    consumer = RebalancingConsumer(monitor, partition)
-    consumer.rebalances = ["none", "lost and given back"]  # after the first sensor
-    monitor.clients, monitor._state = SimpleNamespace(consumer=consumer), StoredState(stored)
-    monitor.assigned, monitor._to_load = set(partition), {0}
+    monitor, _ = restoring_monitor(["none", "lost and given back"])  # after the first sensor
     monkeypatch.setattr(service, "KEEP_ALIVE_S", 0.0)  # poll the group between all sensors
-
     monitor._restore()
     assert monitor._state.reads == 2
-    assert sorted(monitor.book.sensors) == sensors and not monitor._to_load
+    assert sorted(monitor.book.sensors) == SENSORS and not monitor._to_load
+
+
+def test_a_rebalance_begun_in_a_restore_s_group_poll_is_polled_on_until_its_assignment(
+    monkeypatch,
+):
+    """kafka-python sends no heartbeats while a member joins: once a rebalance began in a
+    keep-alive poll, the member polls on at once until its assignment came, not only at
+    the next keep-alive (here never: the interval is too long to come again)."""
+    monitor, consumer = restoring_monitor(["revoked", "none", "assigned"])
+    monkeypatch.setattr(service, "KEEP_ALIVE_S", 3600.0)
+    monitor._polled_at = -math.inf  # one keep-alive is due, at the first sensor
+    monitor._restore()
+    assert consumer.polls == 3 and not consumer.rebalances
+    assert sorted(monitor.book.sensors) == SENSORS and monitor._state.reads == 1
 
 
 @pytest.mark.kafka
