@@ -195,7 +195,6 @@ class SensorBook:
             if record.newest_ts > self._watermark.get(partition, record.newest_ts - 1):
                 self._watermark[partition] = record.newest_ts
             restored += 1
-        self.metrics.restored.inc(restored)
         self._gauges()
         if len(self.sensors) > self.settings.max_sensors:
             log.warning(

@@ -528,6 +528,7 @@ class Monitor:
                 return  # the monitor stops: nothing more is processed
             if self._left.get(partition, 0) == left:  # its sensors are all there
                 restored += count
+                self.metrics.restored.inc(count)
                 loaded.append(partition)
                 self._to_load.discard(partition)
         self._to_load.clear()  # what is left is no longer this monitor's

@@ -168,6 +168,7 @@ def test_a_partition_lost_and_given_back_during_its_restore_is_restored_again_in
     monitor._restore()
     assert monitor._state.reads == 2
     assert sorted(monitor.book.sensors) == SENSORS and not monitor._to_load
+    assert monitor.metrics.totals()["restored"] == len(SENSORS)  # the first pass not counted
 
 
 def test_a_rebalance_begun_in_a_restore_s_group_poll_is_polled_on_until_its_assignment(
