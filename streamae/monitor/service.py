@@ -32,6 +32,7 @@ import logging
 import math
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -137,7 +138,7 @@ class Monitor:
         # A rebalance began (partitions revoked or lost) and no assignment came yet; and
         # how often each partition left this member (a restore of one that left stops).
         self._joining = False
-        self._left: dict[int, int] = {}
+        self._left: Counter[int] = Counter()
         self._stop = threading.Event()  # run's: a restore stops early too
         # Since the last checkpoint: next offset per partition, Kafka timestamps of
         # the readings scored, alerts (the changed sensors are in the book).
@@ -447,7 +448,7 @@ class Monitor:
                     consumer.seek(tp, offset)
                 else:
                     del self._resume[tp]
-        self._to_load = {tp.partition for tp in self.assigned}
+        self._to_load = self._owned()
         self._restore()
 
     # -- partitions and sensors ------------------------------------------------
@@ -482,7 +483,7 @@ class Monitor:
         added = {tp.partition for tp in assigned - self.assigned}
         self.assigned = set(assigned)
         self._joining = False
-        self._count_left(gone)
+        self._left.update(gone)
         if moved := self.book.drop_partitions(gone):
             log.info("forgot %d sensor(s) now owned by another monitor", moved)
         self._to_load = (self._to_load - gone) | added
@@ -497,7 +498,7 @@ class Monitor:
         self.assigned -= lost
         parts = {tp.partition for tp in lost}
         self._joining = True
-        self._count_left(parts)
+        self._left.update(parts)
         for tp in lost:
             self._offsets.pop(tp, None)
             self._resume.pop(tp, None)
@@ -514,19 +515,19 @@ class Monitor:
         started, restored, loaded = time.monotonic(), 0, []
         while todo := self._to_load & self._owned():
             partition = min(todo)
-            left = self._left.get(partition, 0)
+            left = self._left[partition]
 
             def kept(partition: int = partition, left: int = left) -> bool:
                 if self._stop.is_set():
                     return False
                 self._keep_alive()
-                return self._left.get(partition, 0) == left
+                return self._left[partition] == left
 
             stored = self._state.read({partition}, between=kept)
             count = self.book.restore(*stored, between=kept) if kept() else 0
             if self._stop.is_set():
                 return  # the monitor stops: nothing more is processed
-            if self._left.get(partition, 0) == left:  # its sensors are all there
+            if self._left[partition] == left:  # its sensors are all there
                 restored += count
                 self.metrics.restored.inc(count)
                 loaded.append(partition)
@@ -544,10 +545,6 @@ class Monitor:
 
     def _owned(self) -> set[int]:
         return {tp.partition for tp in self.assigned}
-
-    def _count_left(self, partitions: set[int]) -> None:
-        for partition in partitions:
-            self._left[partition] = self._left.get(partition, 0) + 1
 
     def _keep_alive(self) -> None:
         """Poll the group, every partition paused, if ``KEEP_ALIVE_S`` passed since the last
