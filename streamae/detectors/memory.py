@@ -245,11 +245,12 @@ class _Queue:
         """Add ``codes`` (copied) with their window numbers, newest last."""
         count = self._count + len(windows)
         if self._head + count > len(self._windows):
-            # Move what is held to the front (about once per block of windows, as many
-            # leave as join), into arrays twice the size when it does not fit.
-            capacity = max(len(self._windows), 64)
-            while count > capacity:
-                capacity *= 2
+            # Move what is held to the front, into larger arrays unless a quarter of its
+            # size stays free behind it: a move copies every code held, so it then comes
+            # at most once per count / 4 codes added, whatever the block and delay.
+            capacity = len(self._windows)
+            if capacity < 64 or capacity < count + count // 4:
+                capacity = max(64, count + count // 2)
             held = slice(self._head, self._head + self._count)
             new_codes = self._codes.new_empty(capacity, self._codes.shape[1])
             new_codes[: self._count] = self._codes[held]

@@ -97,6 +97,23 @@ def test_a_sensor_memory_delay_holds_codes_back_that_many_windows():
     assert seen[5] == [] and seen[6] == [0.0, 1.0] and seen[8] == [0.0, 1.0, 2.0, 3.0]
 
 
+@pytest.mark.parametrize(("block", "delay"), [(1, 63), (1, 127), (4, 200), (32, 2000)])
+def test_a_sensor_memory_holds_the_newest_normal_codes_old_enough_as_its_queue_moves_and_grows(
+    block, delay
+):
+    # The waiting codes are moved to the front of their arrays and the arrays grow as
+    # codes come and go; the memory must stay what its definition says after every window.
+    size = 50
+    memory = SensorMemory(size=size, block=block, latent=1, delay=delay)
+    normal = np.random.default_rng(block + delay).random(3 * delay + 500) > 0.1
+    for i, is_normal in enumerate(normal):
+        memory.add(torch.tensor([float(i)]), normal=bool(is_normal))
+        last_block_end = (i + 1) // block * block
+        old_enough = [j for j in range(last_block_end - delay + 1) if normal[j]]
+        assert _items(memory) == [float(j) for j in old_enough[-size:]], i
+    assert memory.added == normal.sum()
+
+
 def _detector(memory: int = 7) -> AutoencoderDetector:
     torch.manual_seed(3)
     module = ARCHITECTURES["conv"](channels=1, window=6, hidden=4, latent=2)
