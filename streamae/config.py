@@ -73,7 +73,7 @@ class Settings:
     ssl_certfile: str = ""
     ssl_keyfile: str = ""
     ssl_password: Secret = Secret("")
-    # Local broker (`streamae broker`): where the Kafka jars are cached; "" = ~/.cache/streamae
+    # Local broker (`streamae broker`): where the Kafka jars are cached; "" = ~/.cache/streamae/kafka-<version>
     kafka_cache: str = ""
     # Topics
     readings_topic: str = "readings"

@@ -1,4 +1,4 @@
-"""The README documents what the code has: every setting, every command."""
+"""The README documents what the code has: every setting, every command, every metric."""
 
 import dataclasses
 import re
@@ -6,6 +6,7 @@ from pathlib import Path
 
 from streamae.cli import COMMANDS
 from streamae.config import Secret, Settings
+from streamae.monitor.metrics import MonitorMetrics
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -31,3 +32,12 @@ def test_every_command_is_documented():
 
 def test_the_two_commands_are_shown():
     assert "./scripts/demo.sh" in README and "./scripts/test.sh" in README
+
+
+def test_every_monitor_metric_is_named_in_the_readme_and_none_that_is_not():
+    names = {metric.name for metric in MonitorMetrics().registry.collect()}
+    assert "streamae_consumer_lag" in names
+    for name in names:
+        assert f"`{name}`" in README, f"metric {name} is missing from the README"
+    for shown in re.findall(r"`(streamae_[a-z_]+)`", README):
+        assert shown in names, f"the README names {shown}, which the monitor does not export"

@@ -42,7 +42,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     """The parser, with full options for the command named in ``argv`` (if any)."""
     parser = _Parser(
         prog="streamae",
-        description="Streaming sensor anomaly monitor (Kafka + LSTM autoencoder).",
+        description="Streaming sensor anomaly monitor (Kafka + an LSTM or convolutional autoencoder).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

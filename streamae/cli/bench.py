@@ -29,7 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "(127.0.0.1 only); its topics are deleted at the end. Progress goes to stderr."
         ),
     )
-    add_kafka_options(parser)
+    add_kafka_options(
+        parser,
+        help_text="a running broker on this machine (a loopback address; default: start its own)",
+    )
     parser.add_argument(
         "--readings",
         type=positive_int,

@@ -86,12 +86,11 @@ def open_fraction(text: str) -> float:
     return value
 
 
-def add_kafka_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--bootstrap-servers",
-        metavar="HOST:PORT",
-        help="Kafka bootstrap servers (default: STREAMAE_BOOTSTRAP_SERVERS or 127.0.0.1:9092)",
-    )
+def add_kafka_options(
+    parser: argparse.ArgumentParser,
+    help_text: str = "Kafka bootstrap servers (default: STREAMAE_BOOTSTRAP_SERVERS or 127.0.0.1:9092)",
+) -> None:
+    parser.add_argument("--bootstrap-servers", metavar="HOST:PORT", help=help_text)
 
 
 def add_quiet_option(parser: argparse.ArgumentParser) -> None:

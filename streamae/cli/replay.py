@@ -18,8 +18,9 @@ from streamae.replay import ReadingSender, load_recording
 
 EPILOG = """\
 columns:
-  the first column is the timestamp (ISO-8601 or epoch ms); `anomaly` or `label` is sent as
-  each reading's label, never as a channel; `changepoint` is ignored; a `sensor_id` column
+  the first column is the timestamp (ISO-8601 or epoch ms); `anomaly` (or else `label`) is
+  sent as each reading's label, not as a channel (with both, `label` is an ordinary column);
+  `changepoint` is ignored; a `sensor_id` column
   names each row's sensor (otherwise the file name does); every other numeric column is a
   channel. The separator (, or ;) is detected.
 

@@ -123,7 +123,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out",
         metavar="FILE_OR_DIR",
         help="write a .csv or .parquet file, or a folder (ending in /) with one CSV per sensor, "
-        "instead of sending to Kafka",
+        "instead of sending to Kafka; the injected events go beside it as JSON (NAME.events.json, "
+        "or events.json in the folder)",
     )
     add_kafka_options(parser)
     add_quiet_option(parser)
