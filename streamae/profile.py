@@ -185,6 +185,11 @@ def model_mismatches(profile: Profile, detector: Detector) -> list[str]:
     model_tail = getattr(detector, "score_tail", None)
     if tail is not None and model_tail is not None and (tail or detector.window_size) != model_tail:
         found.append(f"score tail {model_tail} (the profile's: {tail or detector.window_size})")
+    shape = getattr(detector, "hyperparameters", {})  # an autoencoder's size
+    for key in ("hidden", "latent", "layers"):
+        wanted = profile.training.get(key)
+        if wanted is not None and key in shape and shape[key] != wanted:
+            found.append(f"{key} {shape[key]} (the profile's: {wanted})")
     return found
 
 

@@ -247,6 +247,8 @@ def test_a_model_trained_otherwise_than_the_profile_is_warned_about(tmp_path, ca
     )
     assert "window 8 (the profile's: 16)" in caplog.text
     assert "detector lstm (the profile's: conv)" in caplog.text
+    assert "hidden 32 (the profile's: 8)" in caplog.text  # the model's size, too
+    assert "latent 16 (the profile's: 2)" in caplog.text
     caplog.clear()
     loads = []
     real_load = artifact.load

@@ -105,9 +105,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=positive_int,
         default=None,
         metavar="N",
-        help="LSTM units or conv filters (default: "
+        help="LSTM units or conv filters (default: the profile's, else "
         + ", ".join(f"{n} for {arch}" for arch, n in DEFAULT_HIDDEN.items())
-        + ")",
+        + "; benchmarks/nab.toml: 128)",
     )
     parser.add_argument(
         "--layers",

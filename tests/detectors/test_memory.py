@@ -107,11 +107,23 @@ def test_a_sensor_memory_holds_the_newest_normal_codes_old_enough_as_its_queue_m
     memory = SensorMemory(size=size, block=block, latent=1, delay=delay)
     normal = np.random.default_rng(block + delay).random(3 * delay + 500) > 0.1
     for i, is_normal in enumerate(normal):
-        memory.add(torch.tensor([float(i)]), normal=bool(is_normal))
+        memory.add(torch.tensor([float(i)]), normal=bool(is_normal))  # code = window number
         last_block_end = (i + 1) // block * block
         old_enough = [j for j in range(last_block_end - delay + 1) if normal[j]]
-        assert _items(memory) == [float(j) for j in old_enough[-size:]], i
+        # The n-th code to join sits in slot n % size.
+        ring = [0.0] * min(len(old_enough), size)
+        for n in range(max(0, len(old_enough) - size), len(old_enough)):
+            ring[n % size] = float(old_enough[n])
+        items = memory.items()
+        assert (items[:, 0].tolist() if items is not None else []) == ring, i
     assert memory.added == normal.sum()
+    # Each code checkpoints with its own window number, the waiting ones too.
+    chunks, _ = memory.changes()
+    for chunk in chunks.values():
+        codes = np.frombuffer(base64.b64decode(chunk["codes"]), np.float32)
+        assert codes.tolist() == chunk["windows"]
+    held = sum(len(chunk["windows"]) for chunk in chunks.values())
+    assert held == memory.added - max(0, memory.joined - size)  # the ring's and the waiting
 
 
 def _detector(memory: int = 7) -> AutoencoderDetector:
