@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 #: Format version of a state record (the pipeline snapshot inside has its own).
 FORMAT = 1
 POLL_MS = 200
+#: Records ``collect`` decodes between two calls of its ``between`` (about 0.1 s of chunks).
+COLLECT_BETWEEN = 1024
 #: Between a sensor id and a chunk number in a memory chunk's key (never in a sensor id).
 MEMORY_SEPARATOR = "\x00"
 
@@ -125,7 +127,8 @@ class StateReader:
 
     def read(self, partitions: Iterable[int], between: Callable[[], bool] = lambda: True) -> Stored:
         """What the state ``partitions`` hold (``collect``). ``between`` is called after
-        each poll; once it returns False the read stops and returns nothing."""
+        each poll and while the records are decoded; once it returns False the read
+        stops and returns nothing."""
         topic = self.settings.state_topic
         tps = [TopicPartition(topic, p) for p in sorted(set(partitions))]
         if not tps:
@@ -149,7 +152,7 @@ class StateReader:
                         return Stored({}, {})
             finally:
                 consumer.assign([])
-        return collect(latest)
+        return collect(latest, between)
 
     def _poll(self, latest: dict[bytes, tuple[int, bytes | None]]) -> None:
         for tp, records in self.consumer.poll(timeout_ms=POLL_MS).items():
@@ -183,14 +186,20 @@ class Stored(NamedTuple):
     orphans: dict[bytes, int]
 
 
-def collect(latest: dict[bytes | None, tuple[int, bytes | None]]) -> Stored:
+def collect(
+    latest: dict[bytes | None, tuple[int, bytes | None]],
+    between: Callable[[], bool] = lambda: True,
+) -> Stored:
     """What the latest ``(partition, value)`` per key of state partitions hold: tombstones
     left out, unusable records too (with a warning), each sensor's memory chunks in its
-    record."""
+    record. ``between`` is called every ``COLLECT_BETWEEN`` records (decoding thousands
+    of sensors' memories takes seconds); once it returns False, nothing is returned."""
     states: dict[str, tuple[int, StateRecord]] = {}
     chunks: dict[tuple[str, int], dict[int, dict]] = {}  # (sensor, partition) → chunks
     orphans: dict[bytes, int] = {}
-    for key, (partition, value) in latest.items():
+    for count, (key, (partition, value)) in enumerate(latest.items(), 1):
+        if count % COLLECT_BETWEEN == 0 and not between():
+            return Stored({}, {})
         if key is None or value is None:  # a tombstone: the sensor was evicted
             continue
         sensor = key.decode("utf-8", "replace")

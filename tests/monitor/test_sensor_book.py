@@ -11,6 +11,7 @@ import pytest
 from streamae.config import Settings
 from streamae.detectors.memory import CHUNK
 from streamae.messages import Reading
+from streamae.monitor import state
 from streamae.monitor.intake import Decoded
 from streamae.monitor.metrics import MonitorMetrics
 from streamae.monitor.sensors import SensorBook
@@ -227,3 +228,17 @@ def test_a_restore_asks_between_sensors_whether_to_go_on_and_stops_when_told(mod
     restarted = Monitor(model, dict(topic))
     assert restarted.book.restore(*collect(topic), between=between) == 2
     assert asked == [1, 2] and len(restarted.book.sensors) == 2
+
+
+def test_collecting_the_state_asks_between_records_whether_to_go_on(model, monkeypatch):
+    """Decoding thousands of sensors' memories takes seconds: the monitor polls its group
+    meanwhile too, and a partition taken away there ends the decoding."""
+    topic: dict = {}
+    monitor = Monitor(model, topic)
+    monitor.feed(readings("abc", 0, 300))  # with their memories' chunks
+    monitor.checkpoint()
+    monkeypatch.setattr(state, "COLLECT_BETWEEN", 2)
+    asked = []
+    assert collect(topic, between=lambda: asked.append(True) or True) == collect(topic)
+    assert len(topic) > 3 and len(asked) == len(topic) // 2
+    assert collect(topic, between=lambda: False) == ({}, {})
