@@ -263,13 +263,14 @@ class _Queue:
         self._count = count
 
     def pop_until(self, window: int) -> tuple[np.ndarray, torch.Tensor]:
-        """Take out the codes of windows up to ``window`` (copies, oldest first)."""
+        """Take out the codes of windows up to ``window``, oldest first: views, which stay
+        as they are (the queue writes only past what it holds, or into new arrays)."""
         held = self._windows[self._head : self._head + self._count]
         taken = int(np.searchsorted(held, window, side="right"))
         windows, codes = self.span(0, taken)
         self._head += taken
         self._count -= taken
-        return windows.copy(), codes.clone()
+        return windows, codes
 
     def span(self, start: int, stop: int) -> tuple[np.ndarray, torch.Tensor]:
         """Views of the window numbers and codes ``start`` to ``stop - 1``, oldest = 0."""

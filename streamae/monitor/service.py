@@ -83,9 +83,9 @@ SWEEP_EVERY_S = 10.0
 #: Records waiting this long without any arriving makes the monitor look for a twin.
 STALL_CHECK_S = 20.0
 #: During a restore the group is polled (nothing read) once this long passed, checked
-#: between two sensors and two reads of the state topic: far within the time a member
-#: may spend between polls, and a rebalance other members start waits about this
-#: long for this one to rejoin.
+#: between two sensors, two reads of the state topic and every ``COLLECT_BETWEEN``
+#: records decoded: far within the time a member may spend between polls, and a
+#: rebalance other members start waits about this long for this one to rejoin.
 KEEP_ALIVE_S = 2.0
 
 
