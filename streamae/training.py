@@ -45,7 +45,7 @@ from streamae.detectors.autoencoder import (
     Scaler,
     resolve_device,
 )
-from streamae.detectors.base import check_channels_filled
+from streamae.detectors.base import check_channels_filled, check_normal_scores
 from streamae.exceptions import ConfigError, ModelError
 from streamae.tables import SensorSeries
 
@@ -286,6 +286,7 @@ def train_detector(
     scores = _held_out_scores(module, gather, remembered, config.window, detector.score_tail)
     if len(scores) < MIN_HELD_OUT:  # no memory, or too little data to hold windows out
         scores, _ = detector.score(raw[windows.val[:, None] + np.arange(config.window)])
+    check_normal_scores(scores, len(raw))
     pick = np.unique(np.linspace(0, len(scores) - 1, MAX_NORMAL_SCORES).round().astype(int))
     detector.normal_scores = scores[pick]
     return detector

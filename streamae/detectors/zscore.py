@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from streamae.detectors.base import Detector, finite_training_values
+from streamae.detectors.base import Detector, check_normal_scores, finite_training_values
 from streamae.exceptions import InputError, ModelError
 from streamae.tables import SensorSeries
 
@@ -92,6 +92,7 @@ class ZScoreDetector(Detector):
         detector = cls(channels, window_size, mean, std, np.empty(0), tail)
         scores = np.concatenate([detector._score_series(s.values) for s in usable])
         detector.normal_scores = scores[np.isfinite(scores)]
+        check_normal_scores(detector.normal_scores, len(values))
         return detector
 
     def score(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
