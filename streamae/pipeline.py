@@ -56,8 +56,7 @@ from streamae.detectors.base import Detector, NormalMemory
 from streamae.exceptions import ConfigError, ModelError
 from streamae.messages import Alert, Reading, Score
 from streamae.thresholds import make_threshold
-from streamae.thresholds.base import Threshold
-from streamae.thresholds.rolling import MIN_SCORES
+from streamae.thresholds.base import Threshold, check_normal_scores
 from streamae.windows import Pushed, ReadyWindow, SensorWindow
 
 log = logging.getLogger(__name__)
@@ -87,12 +86,11 @@ class DetectorRegistry:
         self.default = default
         self.routes = tuple(routes)
         for detector in self.detectors():
-            if len(np.asarray(detector.normal_scores)) < MIN_SCORES:
-                raise ModelError(
-                    f"model {detector.version} has {len(detector.normal_scores)} normal scores; "
-                    f"the threshold needs at least {MIN_SCORES} to start from: retrain it on "
-                    "more normal data"
-                )
+            check_normal_scores(
+                detector.normal_scores,
+                f"model {detector.version}",
+                "retrain it on more normal data",
+            )
 
     def for_sensor(self, sensor_id: str) -> Detector:
         for pattern, detector in self.routes:

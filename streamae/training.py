@@ -45,9 +45,10 @@ from streamae.detectors.autoencoder import (
     Scaler,
     resolve_device,
 )
-from streamae.detectors.base import check_channels_filled, check_normal_scores
+from streamae.detectors.base import check_channels_filled
 from streamae.exceptions import ConfigError, ModelError
 from streamae.tables import SensorSeries
+from streamae.thresholds.base import MIN_SCORES, check_normal_scores
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ CLIP_NORM = 1.0
 #: Remembered windows scored at once against the whole memory (bounds the distance matrix).
 HELD_OUT_CHUNK = 1024
 #: Fewest held-out scores that calibrate a model with a memory (else: the validation scores).
-MIN_HELD_OUT = 10
+MIN_HELD_OUT = MIN_SCORES
 
 
 #: Default width per architecture (each module's ``DEFAULT_HIDDEN``).
@@ -199,6 +200,7 @@ class _Windows:
     val: np.ndarray  # int64
     fit_rows: np.ndarray  # int64: the rows the training windows cover (for the scaler)
     stride: int
+    rows: int  # rows of the sensors trained on (those long enough for a window)
 
 
 def train_detector(
@@ -286,7 +288,7 @@ def train_detector(
     scores = _held_out_scores(module, gather, remembered, config.window, detector.score_tail)
     if len(scores) < MIN_HELD_OUT:  # no memory, or too little data to hold windows out
         scores, _ = detector.score(raw[windows.val[:, None] + np.arange(config.window)])
-    check_normal_scores(scores, len(raw))
+    check_normal_scores(scores, f"a model trained on {windows.rows} rows")
     pick = np.unique(np.linspace(0, len(scores) - 1, MAX_NORMAL_SCORES).round().astype(int))
     detector.normal_scores = scores[pick]
     return detector
@@ -311,13 +313,14 @@ def _plan_windows(series: Sequence[SensorSeries], raw: np.ndarray, config: Train
     """Split every series by time into training and validation windows."""
     width = config.window
     train, val, fit, skipped = [], [], [], []
-    offset = 0
+    offset = used = 0
     for s in series:
         n_windows = len(s) - width + 1
         if n_windows < MIN_WINDOWS:
             skipped.append(s.sensor_id)
             offset += len(s)
             continue
+        used += len(s)
         n_val = min(n_windows - 1, max(1, round(n_windows * config.val_fraction)))
         # A gap of width-1 windows keeps validation rows out of training when the series is
         # long enough; shared rows would hide overfitting from early stopping.
@@ -356,7 +359,7 @@ def _plan_windows(series: Sequence[SensorSeries], raw: np.ndarray, config: Train
             "too few windows without missing values (NaN) to train and validate; "
             "fill the gaps or give more data"
         )
-    return _Windows(train_starts, val_starts, np.concatenate(fit), stride)
+    return _Windows(train_starts, val_starts, np.concatenate(fit), stride, used)
 
 
 def _batch_size(windows: int, config: TrainConfig) -> int:

@@ -230,7 +230,7 @@ def test_stride_larger_than_the_model_window_is_refused():
 
 def test_a_detector_without_normal_scores_is_refused():
     bare = ZScoreDetector(CHANNELS, 8, np.zeros(2), np.ones(2), np.empty(0))
-    with pytest.raises(ModelError, match="normal scores"):
+    with pytest.raises(ModelError, match=r"model \S+ has 0 normal score\(s\); a threshold needs"):
         Pipeline(settings(), bare)
 
 

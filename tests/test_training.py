@@ -73,11 +73,11 @@ def test_early_stopping_keeps_the_best_epoch():
 
 
 def test_windows_never_span_two_series_and_validation_is_the_tail():
-    # Two series of 40 rows give 25 windows of 16 each (5 training, a 15-window gap, 5
-    # validation at the tail); windows across the boundary would give more.
-    series = [sine(n=40, sensor_id="a"), sine(n=40, sensor_id="b", seed=1)]
+    # Three series of 19 rows give 4 windows of 16 each (3 train, 1 validation); windows
+    # across the boundaries would give more.
+    series = [sine(n=19, sensor_id=name, seed=k) for k, name in enumerate("abc")]
     run = train_detector(series, TrainConfig(**TINY), progress=False).info["training"]
-    assert (run["train_windows"], run["val_windows"]) == (10, 10)
+    assert (run["train_windows"], run["val_windows"]) == (9, 3)
 
 
 def test_validation_is_kept_apart_from_training_rows_when_there_is_room():

@@ -17,8 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from streamae.exceptions import InputError, ModelError, first_few
-from streamae.thresholds.rolling import MIN_SCORES
+from streamae.exceptions import InputError, first_few
 
 
 class NormalMemory(Protocol):
@@ -120,14 +119,3 @@ def check_channels_filled(
         f"{where + ': ' if where else ''}{which} no finite training value (each is empty "
         "or not a number); leave it out with --columns"
     )
-
-
-def check_normal_scores(scores: np.ndarray, rows: int) -> None:
-    """Refuse a trained detector with fewer normal scores than a threshold starts from:
-    every consumer (detect, monitor) would refuse it, so training fails instead."""
-    if len(scores) < MIN_SCORES:
-        raise ModelError(
-            f"too little normal data: {rows} training rows gave {len(scores)} normal "
-            f"score(s), and a threshold needs at least {MIN_SCORES} to start from; "
-            "train on more rows (or with a smaller --window)"
-        )

@@ -21,9 +21,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from streamae.detectors.base import Detector, check_normal_scores, finite_training_values
+from streamae.detectors.base import Detector, finite_training_values
 from streamae.exceptions import InputError, ModelError
 from streamae.tables import SensorSeries
+from streamae.thresholds.base import check_normal_scores
 
 # A constant channel would otherwise divide by zero; any change from the
 # training constant is then (correctly) a very large z-score.
@@ -92,7 +93,8 @@ class ZScoreDetector(Detector):
         detector = cls(channels, window_size, mean, std, np.empty(0), tail)
         scores = np.concatenate([detector._score_series(s.values) for s in usable])
         detector.normal_scores = scores[np.isfinite(scores)]
-        check_normal_scores(detector.normal_scores, len(values))
+        rows = sum(len(s) for s in usable)
+        check_normal_scores(detector.normal_scores, f"a model trained on {rows} rows")
         return detector
 
     def score(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

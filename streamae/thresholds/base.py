@@ -12,11 +12,32 @@ from __future__ import annotations
 import copy
 from abc import ABC, abstractmethod
 
+import numpy as np
+from numpy.typing import ArrayLike
+
+from streamae.exceptions import ModelError
+
 #: Lowest bar of every policy. Scores are mean squared errors in units of each channel's
 #: normal spread, computed in float32; under 1e-12 (an RMS error of a millionth of the
 #: spread) they are rounding, not signal: NAB's constant art_flatline scored 1.3e-16 or
 #: 2.2e-16 by the batch it was in, over a calibrated bar of 1.5e-16, and opened an alert.
 MIN_BAR = 1e-12
+#: Scores a threshold starts from: a model's normal scores, or a rolling policy's first
+#: learned ones when it has none. A model with fewer normal scores is refused.
+MIN_SCORES = 10
+
+
+def check_normal_scores(
+    scores: ArrayLike, whose: str, remedy: str = "train on more rows, or with a smaller window"
+) -> None:
+    """Refuse ``whose`` normal ``scores`` (the finite ones count) when there are fewer than
+    a threshold starts from, saying so and what to do (``remedy``)."""
+    count = int(np.isfinite(np.asarray(scores, dtype=np.float64)).sum())
+    if count < MIN_SCORES:
+        raise ModelError(
+            f"{whose} has {count} normal score(s); a threshold needs at least {MIN_SCORES} "
+            f"to start from: {remedy}"
+        )
 
 
 class Threshold(ABC):

@@ -24,9 +24,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from streamae.thresholds.base import MIN_BAR, Threshold
+from streamae.thresholds.base import MIN_BAR, MIN_SCORES, Threshold
 from streamae.thresholds.quantile import check_quantile, quantile_bar
-from streamae.thresholds.rolling import MIN_SCORES
 
 
 class CalibratedThreshold(Threshold):

@@ -40,10 +40,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from streamae.thresholds.base import MIN_BAR, Threshold
+from streamae.thresholds.base import MIN_BAR, MIN_SCORES, Threshold
 
-#: Scores that calibrate a threshold without normal scores; fewer normal scores are refused.
-MIN_SCORES = 10
 #: ``η = STEPS / window``: a shift of one MAD is followed within ``window / STEPS`` scores.
 STEPS = 4.0
 #: Largest step: beyond it the multiplicative MAD update is unstable (tiny windows).

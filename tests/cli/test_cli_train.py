@@ -70,7 +70,7 @@ def test_window_comes_from_the_environment_when_not_given(tmp_path, monkeypatch)
         (["--columns", "nope"], "unknown column(s) 'nope'"),
         (["--max-rows", "10"], "too few rows to train with window 16"),
         # 15 windows, all overlapping: 3 validation windows' scores, under the 10 a bar needs.
-        (["--max-rows", "30"], "too little normal data: 30 training rows gave 3 normal score(s)"),
+        (["--max-rows", "30"], "a model trained on 30 rows has 3 normal score(s)"),
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message(tmp_path, capsys, extra, message):
