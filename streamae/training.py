@@ -200,7 +200,7 @@ class _Windows:
     val: np.ndarray  # int64
     fit_rows: np.ndarray  # int64: the rows the training windows cover (for the scaler)
     stride: int
-    rows: int  # rows of the sensors trained on (those long enough for a window)
+    rows: int  # rows of the sensors trained on (those with at least MIN_WINDOWS windows)
 
 
 def train_detector(
